@@ -1,0 +1,457 @@
+"""Relay payloads (every family relays send) normalized into one domain shape: Task, Clip, Lyrics."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+
+class TaskStatus(StrEnum):
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.SUCCESS, TaskStatus.FAILURE)
+
+
+class ClipState(StrEnum):
+    SUBMITTED = "submitted"
+    QUEUED = "queued"
+    RUNNING = "running"
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+_TASK_STATUS_WORDS: dict[str, TaskStatus] = {
+    "not_start": TaskStatus.NOT_START,
+    "not_started": TaskStatus.NOT_START,
+    "pending": TaskStatus.NOT_START,
+    "submitted": TaskStatus.SUBMITTED,
+    "queued": TaskStatus.QUEUED,
+    "queueing": TaskStatus.QUEUED,
+    "waiting": TaskStatus.QUEUED,
+    "in_progress": TaskStatus.IN_PROGRESS,
+    "processing": TaskStatus.IN_PROGRESS,
+    "running": TaskStatus.IN_PROGRESS,
+    "generating": TaskStatus.IN_PROGRESS,
+    "streaming": TaskStatus.IN_PROGRESS,
+    "success": TaskStatus.SUCCESS,
+    "succeeded": TaskStatus.SUCCESS,
+    "succeed": TaskStatus.SUCCESS,
+    "complete": TaskStatus.SUCCESS,
+    "completed": TaskStatus.SUCCESS,
+    "done": TaskStatus.SUCCESS,
+    "failure": TaskStatus.FAILURE,
+    "failed": TaskStatus.FAILURE,
+    "fail": TaskStatus.FAILURE,
+    "error": TaskStatus.FAILURE,
+    "unknown": TaskStatus.UNKNOWN,
+}
+
+_CLIP_STATE_WORDS: dict[str, ClipState] = {
+    "submitted": ClipState.SUBMITTED,
+    "queued": ClipState.QUEUED,
+    "pending": ClipState.QUEUED,
+    "running": ClipState.RUNNING,
+    "processing": ClipState.RUNNING,
+    "streaming": ClipState.STREAMING,
+    "complete": ClipState.COMPLETE,
+    "completed": ClipState.COMPLETE,
+    "succeeded": ClipState.COMPLETE,
+    "success": ClipState.COMPLETE,
+    "error": ClipState.ERROR,
+    "failed": ClipState.ERROR,
+    "failure": ClipState.ERROR,
+}
+
+_SUCCESS_CODES = frozenset({"success", "ok", "1", "200", "0000"})
+# Above this a timestamp cannot be seconds (year 5138), so it is milliseconds.
+_MILLISECONDS_THRESHOLD = 100_000_000_000
+_MAX_URL_LENGTH = 2048
+_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\x00-\x1f\x7f]")
+
+
+def task_status_from(raw: str) -> TaskStatus:
+    word = raw.strip().lower().replace("-", "_").replace(" ", "_")
+    return _TASK_STATUS_WORDS.get(word, TaskStatus.UNKNOWN)
+
+
+def _clip_state_from(raw: str | None) -> ClipState | None:
+    if not raw:
+        return None
+    return _CLIP_STATE_WORDS.get(raw.strip().lower())
+
+
+def safe_url(value: object) -> str | None:
+    """The URL if it is an absolute http(s) URL that is safe to put in an embed or a button."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if not url or len(url) > _MAX_URL_LENGTH or _UNSAFE_URL_CHARS.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def _is_placeholder_media(url: str) -> bool:
+    # Suno answers an errored clip with https://cdn1.suno.ai/None.mp3 (and friends).
+    last = urlsplit(url).path.rsplit("/", 1)[-1]
+    stem = last.split(".", 1)[0]
+    return stem in ("", "None", "null", "undefined")
+
+
+def _is_stream(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return "audiopipe" in host
+
+
+def media_url(value: object) -> str | None:
+    url = safe_url(value)
+    if url is None or _is_placeholder_media(url):
+        return None
+    return url
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().rstrip("%").strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _as_timestamp(value: Any) -> datetime | None:
+    if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    seconds = _as_number(value)
+    if seconds is None or seconds <= 0:
+        return None
+    if seconds > _MILLISECONDS_THRESHOLD:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _as_mapping(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+Text = Annotated[str | None, BeforeValidator(_as_text)]
+Number = Annotated[float | None, BeforeValidator(_as_number)]
+Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
+AnyMapping = Annotated[dict[str, Any] | None, BeforeValidator(_as_mapping)]
+
+
+class _Raw(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+
+class _RawMetadata(_Raw):
+    tags: Text = None
+    prompt: Text = None
+    duration: Number = None
+    error_type: Text = None
+    error_message: Text = None
+
+
+def _as_metadata(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+class _RawClip(_Raw):
+    id: Text = None
+    clip_id: Text = None
+    title: Text = None
+    status: Text = None
+    state: Text = None
+    tags: Text = None
+    prompt: Text = None
+    text: Text = None
+    duration: Number = None
+    mv: Text = None
+    model_name: Text = None
+    major_model_version: Text = None
+    msg: Text = None
+    error_message: Text = None
+    audio_url: Text = None
+    image_url: Text = None
+    image_large_url: Text = None
+    video_url: Text = None
+    metadata: Annotated[_RawMetadata | None, BeforeValidator(_as_metadata)] = None
+
+
+class _RawTask(_Raw):
+    task_id: Text = None
+    action: Text = None
+    status: Text = None
+    fail_reason: Text = None
+    submit_time: Timestamp = None
+    start_time: Timestamp = None
+    finish_time: Timestamp = None
+    progress: Number = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """One generated song (a music task usually has two)."""
+
+    id: str
+    state: ClipState
+    raw_state: str
+    title: str | None = None
+    tags: str | None = None
+    lyrics: str | None = None
+    duration: float | None = None
+    model: str | None = None
+    cover_url: str | None = None
+    audio_url: str | None = None
+    stream_url: str | None = None
+    video_url: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lyrics:
+    """The result of a lyrics task."""
+
+    id: str | None
+    title: str | None
+    text: str | None
+    tags: str | None
+    error_message: str | None
+    raw_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A relay task, whichever relay family it came from."""
+
+    task_id: str
+    status: TaskStatus
+    raw_status: str
+    action: str = ""
+    fail_reason: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: float | None = None
+    clips: tuple[Clip, ...] = ()
+    lyrics: Lyrics | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+
+def _first(*values: str | None) -> str | None:
+    for value in values:
+        if value is not None and value.strip():
+            return value
+    return None
+
+
+def _clip_state(raw: _RawClip) -> tuple[ClipState, str]:
+    status = _clip_state_from(raw.status)
+    state = _clip_state_from(raw.state)
+    raw_value = _first(raw.status, raw.state) or ""
+    if ClipState.ERROR in (status, state):
+        return ClipState.ERROR, raw_value
+    return status or state or ClipState.UNKNOWN, raw_value
+
+
+def _model_name(raw: _RawClip) -> str | None:
+    name = _first(raw.model_name, raw.mv)
+    version = _first(raw.major_model_version)
+    if name and version and version not in name:
+        return f"{name} ({version})"
+    return name or version
+
+
+def _clip_from(raw: _RawClip, index: int) -> Clip:
+    meta = raw.metadata or _RawMetadata()
+    state, raw_state = _clip_state(raw)
+    audio = media_url(raw.audio_url)
+    stream = None
+    if audio is not None and _is_stream(audio):
+        stream, audio = audio, None
+    duration = _first_positive(meta.duration, raw.duration)
+    return Clip(
+        id=_first(raw.id, raw.clip_id) or str(index + 1),
+        state=state,
+        raw_state=raw_state,
+        title=_first(raw.title),
+        tags=_first(meta.tags, raw.tags),
+        lyrics=_first(meta.prompt, raw.prompt),
+        duration=duration,
+        model=_model_name(raw),
+        cover_url=safe_url(raw.image_large_url) or safe_url(raw.image_url),
+        audio_url=audio,
+        stream_url=stream if state is not ClipState.COMPLETE else None,
+        video_url=media_url(raw.video_url),
+        error_message=_first(meta.error_message, raw.error_message, raw.msg),
+    )
+
+
+def _first_positive(*values: float | None) -> float | None:
+    for value in values:
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+def _lyrics_from(raw: _RawClip) -> Lyrics:
+    return Lyrics(
+        id=_first(raw.id),
+        title=_first(raw.title),
+        text=_first(raw.text, raw.prompt),
+        tags=_first(raw.tags),
+        error_message=_first(raw.error_message, raw.msg),
+        raw_state=_first(raw.status, raw.state) or "",
+    )
+
+
+def _clips_from(items: Iterable[Any]) -> tuple[Clip, ...]:
+    clips: list[Clip] = []
+    for item in items:
+        if isinstance(item, dict):
+            clips.append(_clip_from(_RawClip.model_validate(item), len(clips)))
+    return tuple(clips)
+
+
+def task_from(payload: Mapping[str, Any]) -> Task:
+    """Normalize one relay task object (the envelope's `data`)."""
+    raw = _RawTask.model_validate(payload)
+    clips: tuple[Clip, ...] = ()
+    lyrics: Lyrics | None = None
+    if isinstance(raw.data, list):
+        clips = _clips_from(raw.data)
+    elif isinstance(raw.data, dict):
+        nested = raw.data.get("clips")
+        if isinstance(nested, list):
+            clips = _clips_from(nested)
+        else:
+            lyrics = _lyrics_from(_RawClip.model_validate(raw.data))
+    raw_status = (raw.status or "").strip()
+    progress = raw.progress
+    if progress is not None:
+        progress = min(max(progress, 0.0), 100.0)
+    return Task(
+        task_id=_first(raw.task_id) or "",
+        status=task_status_from(raw_status),
+        raw_status=raw_status,
+        action=(raw.action or "").strip().upper(),
+        fail_reason=_first(raw.fail_reason),
+        submitted_at=raw.submit_time,
+        started_at=raw.start_time,
+        finished_at=raw.finish_time,
+        progress=progress,
+        clips=clips,
+        lyrics=lyrics,
+    )
+
+
+class Envelope(_Raw):
+    """The relay's `{code, message, data}` wrapper."""
+
+    code: Text = None
+    message: Text = None
+    data: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and self.code.strip().lower() in _SUCCESS_CODES
+
+
+class NotATask(ValueError):
+    """A body that carries no task where one was expected."""
+
+
+def _looks_like_task(value: Any) -> bool:
+    return isinstance(value, dict) and any(
+        key in value for key in ("task_id", "taskId", "status", "action")
+    )
+
+
+def envelope_from(body: Any) -> Envelope:
+    """The envelope of a relay answer; a bare task or list is treated as its own `data`."""
+    if isinstance(body, list) or _looks_like_task(body) and "code" not in body:
+        return Envelope(code="success", message="", data=body)
+    if not isinstance(body, dict):
+        raise NotATask(f"expected a JSON object, got {type(body).__name__}")
+    try:
+        return Envelope.model_validate(body)
+    except ValidationError as exc:
+        raise NotATask("malformed envelope") from exc
+
+
+def task_from_data(data: Any) -> Task:
+    if not _looks_like_task(data):
+        raise NotATask("the answer carries no task")
+    try:
+        return task_from(data)
+    except ValidationError as exc:
+        raise NotATask("malformed task") from exc
+
+
+def tasks_from_data(data: Any) -> list[Task]:
+    """The tasks of a batch answer (`data` is a list of task objects)."""
+    if not isinstance(data, list):
+        raise NotATask("the batch answer is not a list")
+    tasks = []
+    for item in data:
+        if _looks_like_task(item):
+            try:
+                tasks.append(task_from(item))
+            except ValidationError:
+                continue
+    return tasks
