@@ -1,0 +1,103 @@
+"""The bot object: wires settings, relay client, store and tracker into discord.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import discord
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.suno.client import RelayClient
+from bot.tracking.editor import NO_MENTIONS, MessageEditor
+from bot.tracking.store import Watch, WatchStore
+from bot.tracking.tracker import Tracker
+from bot.tree import SunoCommandTree
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.suno",)
+COMMAND_HASH_KEY = "command_tree_hash:global"
+
+
+class SunoBot(commands.Bot):
+    """Owns the tracker; the relay client and store are made by the caller and handed in."""
+
+    def __init__(self, *, settings: Settings, relay: RelayClient, store: WatchStore) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            allowed_mentions=NO_MENTIONS,
+            tree_cls=SunoCommandTree,
+            help_command=None,
+        )
+        self.settings = settings
+        self.relay = relay
+        self.store = store
+        self.tracker = Tracker(
+            source=relay,
+            store=store,
+            editor=MessageEditor(self.http),
+            poll_interval=settings.poll_interval_seconds,
+            watch_timeout=settings.watch_timeout_seconds,
+            batch_size=settings.suno_batch_size,
+            token_margin=settings.interaction_expiry_margin_seconds,
+            can_edit_channel=self.can_edit_channel,
+        )
+        self._resumed = False
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+        self.tracker.start()
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s guilds)", self.user, len(self.guilds))
+        # READY fires again after a reconnect; the store is read only once per process.
+        if not self._resumed:
+            self._resumed = True
+            resumed = await self.tracker.resume()
+            if resumed:
+                log.info("resumed %d unfinished watches", resumed)
+
+    async def close(self) -> None:
+        await self.tracker.close()
+        await super().close()
+
+    async def sync_commands(self) -> None:
+        """Syncs to the development guild at every start; globally only when the tree changed."""
+        guild_id = self.settings.discord_guild_id
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild_id)
+            return
+        digest = self.command_tree_hash()
+        if await self.store.get_meta(COMMAND_HASH_KEY) == digest:
+            log.info("global commands unchanged; not syncing")
+            return
+        synced = await self.tree.sync()
+        await self.store.set_meta(COMMAND_HASH_KEY, digest)
+        log.info("synced %d global commands", len(synced))
+
+    def command_tree_hash(self) -> str:
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def can_edit_channel(self, watch: Watch) -> bool:
+        """Whether the bot token can edit the watch's message once the interaction token is gone."""
+        if watch.ephemeral or watch.guild_id is None or watch.channel_id is None:
+            return False
+        guild = self.get_guild(watch.guild_id)
+        if guild is None:
+            return False  # installed without the bot user, or removed from the server
+        channel = guild.get_channel_or_thread(watch.channel_id)
+        if channel is None or guild.me is None:
+            # Not cached (a private thread, say): Discord's answer to the edit decides.
+            return True
+        return channel.permissions_for(guild.me).view_channel

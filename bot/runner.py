@@ -1,0 +1,120 @@
+"""Runs the bot with the resources it owns, and the operator's configuration self-test."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+
+import aiohttp
+import discord
+
+from bot.app import SunoBot
+from bot.config import Settings
+from bot.suno.client import RelayClient
+from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
+from bot.tracking.store import SqliteWatchStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+def run_bot(settings: Settings) -> int:
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until Discord closes the connection or SIGTERM/SIGINT asks the bot to stop."""
+    try:
+        store = await SqliteWatchStore.open(settings.database_path)
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        async with aiohttp.ClientSession() as session:
+            relay = RelayClient(
+                session,
+                settings.suno_api_base_url,
+                settings.suno_api_key,
+                timeout=settings.suno_api_timeout_seconds,
+            )
+            bot = SunoBot(settings=settings, relay=relay, store=store)
+            stop = _on_stop_signal(bot)
+            try:
+                await bot.start(settings.discord_token.get_secret_value())
+            except discord.LoginFailure:
+                log.error("Discord did not accept DISCORD_TOKEN; check the bot token")
+                return 1
+            except discord.PrivilegedIntentsRequired:
+                log.error("the bot asked for an intent that is not enabled in the portal")
+                return 1
+            finally:
+                await bot.close()
+                stop.cancel()
+    finally:
+        await store.close()
+    log.info("stopped")
+    return 0
+
+
+def _on_stop_signal(bot: SunoBot) -> asyncio.Task[None]:
+    """Closes the bot on SIGTERM (docker stop) or SIGINT, once."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    async def wait_and_close() -> None:
+        await stopping.wait()
+        log.info("stop signal received; shutting down")
+        await bot.close()
+
+    return asyncio.create_task(wait_and_close(), name="stop-signal")
+
+
+def run_check(settings: Settings) -> int:
+    return asyncio.run(check(settings))
+
+
+async def check(settings: Settings) -> int:
+    """Prints one line per check and returns 0 only when every check passed."""
+    results: list[bool] = []
+
+    def report(ok: bool, what: str) -> None:
+        results.append(ok)
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}", flush=True)
+
+    report(True, f"settings loaded (relay {settings.suno_api_base_url})")
+    try:
+        store = await SqliteWatchStore.open(settings.database_path)
+    except StoreError as exc:
+        report(False, f"database: {exc}")
+    else:
+        await store.close()
+        report(True, f"database opens ({settings.database_path})")
+    probe_id = f"check-{uuid.uuid4().hex}"
+    async with aiohttp.ClientSession() as session:
+        relay = RelayClient(
+            session,
+            settings.suno_api_base_url,
+            settings.suno_api_key,
+            timeout=settings.suno_api_timeout_seconds,
+        )
+        try:
+            await relay.fetch(probe_id)
+        except TaskNotFound:
+            report(True, "relay reachable")
+            report(True, "relay key accepted")
+        except RelayKeyRejected as exc:
+            report(True, "relay reachable")
+            report(False, f"relay key rejected ({exc.status}): check SUNO_API_KEY")
+        except RelayUnavailable as exc:
+            report(False, f"relay unreachable: {exc}")
+            report(False, "relay key not checked: the relay did not answer")
+        except RelayProtocolError as exc:
+            report(True, "relay reachable")
+            report(False, f"relay answered unlike a Suno relay ({exc}): check SUNO_API_BASE_URL")
+        else:
+            report(True, "relay reachable")
+            report(True, "relay key accepted")
+    return 0 if all(results) else 1

@@ -1,0 +1,422 @@
+"""Keeps every watched status message current: one relay poll per task id per interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bot.render import Notice, RenderedMessage, render_error, render_task
+from bot.suno.errors import BatchUnsupported, RelayError, TaskNotFound
+from bot.suno.models import Task
+from bot.tracking.editor import EditResult, MessageContent
+from bot.tracking.store import Watch, WatchOutcome, WatchStore
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300.0
+# A single failed poll is common and recovers on its own; say "retrying" only when it persists.
+FAILURES_BEFORE_NOTICE = 2
+# A task the relay stops knowing about mid-watch is given a few chances before the watch ends.
+NOT_FOUND_BEFORE_GIVING_UP = 3
+MAX_CONCURRENT_FETCHES = 64
+MAX_EDIT_RETRIES = 8
+
+
+class TaskSource(Protocol):
+    async def fetch(self, task_id: str) -> Task: ...
+
+    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]: ...
+
+
+class Editor(Protocol):
+    async def edit_original(
+        self, application_id: int, token: str, message: MessageContent
+    ) -> EditResult: ...
+
+    async def edit_channel_message(
+        self, channel_id: int, message_id: int, message: MessageContent
+    ) -> EditResult: ...
+
+
+@dataclass(eq=False)
+class _Watcher:
+    watch: Watch
+    token: str | None
+    message_id: int | None
+    fingerprint: str | None
+    pending: RenderedMessage | None = None
+    outcome: WatchOutcome | None = None  # set once the pending edit is the last one
+    editing: bool = False
+    ended: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.watch.id
+
+
+@dataclass(eq=False)
+class _Entry:
+    task_id: str
+    next_poll: float
+    watchers: dict[int, _Watcher] = field(default_factory=dict)
+    last: Task | None = None
+    failures: int = 0
+    not_found: int = 0
+    in_flight: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerStats:
+    tasks: int
+    watches: int
+    batch_mode: bool | None
+
+
+class Tracker:
+    """Polls the relay for every watched task and edits each watching message when it changes."""
+
+    def __init__(
+        self,
+        *,
+        source: TaskSource,
+        store: WatchStore,
+        editor: Editor,
+        poll_interval: float,
+        watch_timeout: float,
+        batch_size: int,
+        token_margin: float,
+        can_edit_channel: Callable[[Watch], bool],
+    ) -> None:
+        self._source = source
+        self._store = store
+        self._editor = editor
+        self._interval = poll_interval
+        self._timeout_minutes = max(1, round(watch_timeout / 60))
+        self._batch_size = batch_size
+        self._token_margin = token_margin
+        self._can_edit_channel = can_edit_channel
+        self._entries: dict[str, _Entry] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
+        self._batch_mode: bool | None = None  # None until the relay has shown whether it batches
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name="tracker")
+
+    async def close(self) -> None:
+        """Stops polling and editing; every store write already made stays committed."""
+        runner, self._runner = self._runner, None
+        pending = [*self._tasks, *([runner] if runner else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
+
+    def stats(self) -> TrackerStats:
+        watches = sum(len(entry.watchers) for entry in self._entries.values())
+        return TrackerStats(tasks=len(self._entries), watches=watches, batch_mode=self._batch_mode)
+
+    # -- watches -------------------------------------------------------------------------
+
+    def add(self, watch: Watch, *, task: Task | None, poll_now: bool = False) -> None:
+        """Starts keeping `watch`'s message current; `task` is what it shows already, if known."""
+        entry = self._entries.get(watch.task_id)
+        if entry is None:
+            first_poll = time.monotonic() + (0.0 if poll_now else self._interval)
+            entry = self._entries[watch.task_id] = _Entry(watch.task_id, next_poll=first_poll)
+        elif poll_now:
+            entry.next_poll = min(entry.next_poll, time.monotonic())
+        if task is not None and entry.last is None:
+            entry.last = task
+        entry.watchers[watch.id] = _Watcher(
+            watch=watch,
+            token=watch.interaction_token,
+            message_id=watch.message_id,
+            fingerprint=watch.last_fingerprint,
+        )
+        self._wake.set()
+
+    async def resume(self) -> int:
+        """Takes up every unfinished watch in the store; returns how many."""
+        await self._store.purge_expired_tokens(datetime.now(UTC))
+        watches = await self._store.active()
+        for watch in watches:
+            self.add(watch, task=None, poll_now=True)
+        return len(watches)
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                self._enforce_deadlines()
+                self._poll_due()
+            except Exception:
+                log.exception("tracker tick failed")
+            await self._sleep(self._seconds_to_next_event())
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _seconds_to_next_event(self) -> float:
+        now_mono, now_wall = time.monotonic(), _now()
+        soonest = math.inf
+        for entry in self._entries.values():
+            if not entry.in_flight:
+                soonest = min(soonest, entry.next_poll - now_mono)
+            for watcher in entry.watchers.values():
+                if watcher.outcome is None:
+                    soonest = min(soonest, self._next_deadline(watcher) - now_wall)
+        return 3600.0 if soonest is math.inf else max(soonest, 0.0)
+
+    def _next_deadline(self, watcher: _Watcher) -> float:
+        deadline = watcher.watch.deadline_at.timestamp()
+        if watcher.token is not None and not self._can_edit_channel(watcher.watch):
+            deadline = min(deadline, self._token_switch_at(watcher))
+        return deadline
+
+    def _token_switch_at(self, watcher: _Watcher) -> float:
+        return watcher.watch.token_expires_at.timestamp() - self._token_margin
+
+    def _enforce_deadlines(self) -> None:
+        now = _now()
+        for entry in list(self._entries.values()):
+            for watcher in list(entry.watchers.values()):
+                if watcher.outcome is not None:
+                    continue
+                if now >= watcher.watch.deadline_at.timestamp():
+                    self._conclude(entry, watcher, Notice.AUTO_REFRESH_STOPPED)
+                    self._set_outcome(watcher, WatchOutcome.TIMED_OUT)
+                elif (
+                    watcher.token is not None
+                    and now >= self._token_switch_at(watcher)
+                    and not self._can_edit_channel(watcher.watch)
+                ):
+                    self._conclude(entry, watcher, Notice.LIVE_UPDATES_ENDED)
+                    self._set_outcome(watcher, WatchOutcome.LOST)
+
+    def _conclude(self, entry: _Entry, watcher: _Watcher, notice: Notice) -> None:
+        if entry.last is not None:
+            self._show(watcher, entry.last, notice=notice)
+        elif watcher.fingerprint is None:
+            self._queue(watcher, render_error("error.relay_unavailable", locale=watcher.watch.locale))
+
+    def _poll_due(self) -> None:
+        now = time.monotonic()
+        due = [
+            entry
+            for entry in self._entries.values()
+            if not entry.in_flight and entry.next_poll <= now and entry.watchers
+        ]
+        if not due:
+            return
+        for entry in due:
+            entry.in_flight = True
+        if len(due) > 1 and self._batch_mode is not False:
+            for start in range(0, len(due), self._batch_size):
+                self._spawn(self._poll_batch(due[start : start + self._batch_size]))
+        else:
+            for entry in due:
+                self._spawn(self._poll_one(entry))
+
+    # -- polling -------------------------------------------------------------------------
+
+    async def _poll_one(self, entry: _Entry) -> None:
+        try:
+            async with self._fetch_slots:
+                task = await self._source.fetch(entry.task_id)
+        except RelayError as exc:
+            self._on_failure(entry, exc)
+        else:
+            self._on_task(entry, task)
+        finally:
+            entry.in_flight = False
+            self._wake.set()
+
+    async def _poll_batch(self, entries: list[_Entry]) -> None:
+        try:
+            tasks = await self._source.fetch_many([entry.task_id for entry in entries])
+        except BatchUnsupported:
+            if self._batch_mode is not False:
+                log.info("the relay has no batch fetch; polling tasks one by one")
+            self._batch_mode = False
+            await asyncio.gather(*(self._poll_one(entry) for entry in entries))
+            return
+        except RelayError as exc:
+            for entry in entries:
+                self._on_failure(entry, exc)
+                entry.in_flight = False
+            self._wake.set()
+            return
+        self._batch_mode = True
+        found = {task.task_id: task for task in tasks}
+        missing = []
+        for entry in entries:
+            task = found.get(entry.task_id)
+            if task is None:
+                missing.append(entry)
+                continue
+            self._on_task(entry, task)
+            entry.in_flight = False
+        # Relays leave unknown ids out of a batch silently; only a direct fetch can tell.
+        await asyncio.gather(*(self._poll_one(entry) for entry in missing))
+        self._wake.set()
+
+    def _on_task(self, entry: _Entry, task: Task) -> None:
+        entry.failures = 0
+        entry.not_found = 0
+        entry.last = task
+        entry.next_poll = time.monotonic() + self._interval
+        for watcher in list(entry.watchers.values()):
+            if watcher.outcome is None:
+                self._show(watcher, task)
+                if task.is_terminal:
+                    self._set_outcome(watcher, WatchOutcome.FINISHED)
+
+    def _on_failure(self, entry: _Entry, error: RelayError) -> None:
+        entry.failures += 1
+        if isinstance(error, TaskNotFound):
+            entry.not_found += 1
+            if entry.not_found >= NOT_FOUND_BEFORE_GIVING_UP:
+                log.info("task %s is no longer known to the relay", entry.task_id)
+                for watcher in list(entry.watchers.values()):
+                    if watcher.outcome is None:
+                        locale = watcher.watch.locale
+                        self._queue(watcher, render_error(error.message_key, locale=locale))
+                        self._set_outcome(watcher, WatchOutcome.FINISHED)
+                return
+        delay = min(self._interval * 2**entry.failures, MAX_BACKOFF_SECONDS)
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, int | float):
+            delay = max(delay, min(float(retry_after), MAX_BACKOFF_SECONDS))
+        entry.next_poll = time.monotonic() + delay
+        log.info(
+            "poll of %s failed (%s); retrying in %.1fs", entry.task_id, error, delay
+        )
+        if entry.failures >= FAILURES_BEFORE_NOTICE and entry.last is not None:
+            for watcher in entry.watchers.values():
+                if watcher.outcome is None:
+                    self._show(watcher, entry.last, notice=Notice.RELAY_RETRYING)
+
+    # -- editing -------------------------------------------------------------------------
+
+    def render(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        """The message a watch of `task` shows; the command's first answer uses it too."""
+        return render_task(
+            task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+        )
+
+    def _show(self, watcher: _Watcher, task: Task, *, notice: Notice | None = None) -> None:
+        self._queue(watcher, self.render(task, locale=watcher.watch.locale, notice=notice))
+
+    def _queue(self, watcher: _Watcher, rendered: RenderedMessage) -> None:
+        # Latest wins: while an edit is in flight only the newest state waits behind it.
+        watcher.pending = rendered
+        self._ensure_draining(watcher)
+
+    def _set_outcome(self, watcher: _Watcher, outcome: WatchOutcome) -> None:
+        if watcher.outcome is None:
+            watcher.outcome = outcome
+        self._ensure_draining(watcher)
+
+    def _ensure_draining(self, watcher: _Watcher) -> None:
+        if not watcher.editing and not watcher.ended:
+            watcher.editing = True
+            self._spawn(self._drain(watcher))
+
+    async def _drain(self, watcher: _Watcher) -> None:
+        retries = 0
+        try:
+            while not watcher.ended:
+                rendered = watcher.pending
+                if rendered is None:
+                    if watcher.outcome is not None:
+                        await self._end(watcher, watcher.outcome)
+                    return
+                watcher.pending = None
+                if rendered.fingerprint == watcher.fingerprint:
+                    continue
+                result = await self._edit(watcher, rendered)
+                if result is EditResult.OK:
+                    retries = 0
+                    watcher.fingerprint = rendered.fingerprint
+                    await self._store.set_fingerprint(watcher.id, rendered.fingerprint)
+                elif result is EditResult.GONE:
+                    await self._end(watcher, WatchOutcome.LOST)
+                elif result is EditResult.REJECTED:
+                    # The same body would be refused again; remember it so it is not resent.
+                    watcher.fingerprint = rendered.fingerprint
+                elif retries < MAX_EDIT_RETRIES:
+                    retries += 1
+                    if watcher.pending is None:
+                        watcher.pending = rendered
+                    await asyncio.sleep(min(self._interval * 2**retries, MAX_BACKOFF_SECONDS))
+                else:
+                    log.warning("giving up on the message of watch %s", watcher.id)
+                    await self._end(watcher, WatchOutcome.LOST)
+        finally:
+            watcher.editing = False
+
+    async def _edit(self, watcher: _Watcher, rendered: RenderedMessage) -> EditResult:
+        watch = watcher.watch
+        if watcher.token is not None and time.time() < self._token_switch_at(watcher):
+            result = await self._editor.edit_original(watch.application_id, watcher.token, rendered)
+            if result is not EditResult.TOKEN_DEAD:
+                return result
+            log.info("interaction token of watch %s no longer works", watch.id)
+        # Past this point the token is never used again, even if the channel path fails too.
+        watcher.token = None
+        if watcher.message_id is not None and watch.channel_id is not None and (
+            self._can_edit_channel(watch)
+        ):
+            return await self._editor.edit_channel_message(
+                watch.channel_id, watcher.message_id, rendered
+            )
+        return EditResult.GONE
+
+    async def _end(self, watcher: _Watcher, outcome: WatchOutcome) -> None:
+        if watcher.ended:
+            return
+        watcher.ended = True
+        entry = self._entries.get(watcher.watch.task_id)
+        if entry is not None:
+            entry.watchers.pop(watcher.id, None)
+            if not entry.watchers:
+                del self._entries[entry.task_id]
+        await self._store.finish(watcher.id, outcome)
+        log.debug("watch %s ended: %s", watcher.id, outcome.value)
+
+    # -- task ownership ------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("tracker task failed", exc_info=task.exception())
+
+
+def _now() -> float:
+    return time.time()
+

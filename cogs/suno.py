@@ -1,0 +1,150 @@
+"""`/suno status`: validate, acknowledge within Discord's window, show the task, hand it on."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import timedelta
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import SunoBot
+from bot.render import RenderedMessage, render_error
+from bot.suno.errors import RelayError
+from bot.suno.ids import normalize_task_id
+from bot.suno.models import Task
+from bot.tracking.editor import NO_MENTIONS
+from bot.tracking.store import NewWatch, Watch, WatchOutcome
+from bot.tree import reply_error
+
+log = logging.getLogger(__name__)
+
+# Discord allows 3 s for the first answer, counted from before the bot even sees the
+# interaction; waiting longer than this for the relay means deferring instead.
+ACKNOWLEDGE_BUDGET_SECONDS = 1.5
+
+Interaction = discord.Interaction[SunoBot]
+
+
+class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno songs"):
+    def __init__(self, bot: SunoBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="status", description="Show a Suno task and keep it up to date")
+    @app_commands.describe(
+        task_id="The task id the Suno relay gave you",
+        private="Show the status only to you (default: everyone in the channel)",
+    )
+    async def status(self, interaction: Interaction, task_id: str, private: bool = False) -> None:
+        task_id = normalize_task_id(task_id)
+        fetch = asyncio.ensure_future(self.bot.relay.fetch(task_id))
+        try:
+            done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
+            if done:
+                await self._answer_now(interaction, task_id, fetch.result(), private=private)
+            else:
+                await self._answer_late(interaction, task_id, fetch, private=private)
+        finally:
+            fetch.cancel()
+
+    async def _answer_now(
+        self, interaction: Interaction, task_id: str, task: Task, *, private: bool
+    ) -> None:
+        rendered = self._render(interaction, task)
+        if task.is_terminal:
+            await interaction.response.send_message(
+                embeds=list(rendered.embeds),
+                view=rendered.view() or discord.utils.MISSING,
+                ephemeral=private,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        try:
+            callback = await interaction.response.send_message(
+                embeds=list(rendered.embeds),
+                view=rendered.view() or discord.utils.MISSING,
+                ephemeral=private,
+                allowed_mentions=NO_MENTIONS,
+            )
+        except BaseException:
+            await self.bot.store.finish(watch.id, WatchOutcome.LOST)
+            raise
+        message_id = callback.message_id if callback is not None else None
+        await self._start_watch(watch, task, rendered, message_id)
+
+    async def _answer_late(
+        self, interaction: Interaction, task_id: str, fetch: asyncio.Future[Task], *, private: bool
+    ) -> None:
+        callback = await interaction.response.defer(ephemeral=private, thinking=True)
+        # Stored before the relay answers, so a restart can still finish the "thinking" message.
+        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        message_id = callback.message_id if callback is not None else None
+        if message_id is not None:
+            await self.bot.store.set_message_id(watch.id, message_id)
+        try:
+            task = await fetch
+        except RelayError as exc:
+            await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+            await self._replace_with_error(interaction, exc.message_key, private=private)
+            return
+        rendered = self._render(interaction, task)
+        await interaction.edit_original_response(
+            embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
+        )
+        if task.is_terminal:
+            await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+            return
+        await self._start_watch(watch, task, rendered, message_id)
+
+    async def _replace_with_error(
+        self, interaction: Interaction, message_key: str, *, private: bool
+    ) -> None:
+        if private:
+            message = render_error(message_key, locale=str(interaction.locale))
+            await interaction.edit_original_response(
+                embeds=list(message.embeds), view=None, allowed_mentions=NO_MENTIONS
+            )
+            return
+        # A public "thinking" message cannot become private: replace it with a private note.
+        await interaction.delete_original_response()
+        await reply_error(interaction, message_key)
+
+    async def _start_watch(
+        self, watch: Watch, task: Task, rendered: RenderedMessage, message_id: int | None
+    ) -> None:
+        if message_id is not None:
+            await self.bot.store.set_message_id(watch.id, message_id)
+        await self.bot.store.set_fingerprint(watch.id, rendered.fingerprint)
+        watch = dataclasses.replace(
+            watch, message_id=message_id, last_fingerprint=rendered.fingerprint
+        )
+        self.bot.tracker.add(watch, task=task)
+
+    def _render(self, interaction: Interaction, task: Task) -> RenderedMessage:
+        return self.bot.tracker.render(task, locale=str(interaction.locale))
+
+    def _new_watch(self, interaction: Interaction, task_id: str, *, private: bool) -> NewWatch:
+        now = discord.utils.utcnow()
+        return NewWatch(
+            task_id=task_id,
+            application_id=interaction.application_id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            requester_id=interaction.user.id,
+            locale=str(interaction.locale),
+            ephemeral=private,
+            interaction_id=interaction.id,
+            interaction_token=interaction.token,
+            token_expires_at=interaction.expires_at,
+            deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
+        )
+
+
+async def setup(bot: commands.Bot) -> None:
+    assert isinstance(bot, SunoBot)
+    await bot.add_cog(Suno(bot))
