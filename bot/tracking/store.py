@@ -1,0 +1,472 @@
+"""The durable record of watches, kept in SQLite so they survive restarts and crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+
+# How long a statement waits for another connection's write lock before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+# Each step moves the schema from version N to N + 1 (PRAGMA user_version) in one transaction.
+# Steps are append-only: a released step is never edited, a change is a new step.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE watches (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            application_id INTEGER NOT NULL,
+            guild_id INTEGER,
+            channel_id INTEGER,
+            message_id INTEGER,
+            requester_id INTEGER NOT NULL,
+            locale TEXT NOT NULL,
+            ephemeral INTEGER NOT NULL CHECK (ephemeral IN (0, 1)),
+            interaction_id INTEGER NOT NULL,
+            interaction_token TEXT,
+            token_expires_at REAL NOT NULL,
+            deadline_at REAL NOT NULL,
+            last_fingerprint TEXT,
+            outcome TEXT NOT NULL DEFAULT 'active',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        # Finished watches pile up forever; these partial indexes keep the resume scan and
+        # the token purge proportional to the live rows only.
+        "CREATE INDEX watches_active ON watches (id) WHERE outcome = 'active'",
+        "CREATE INDEX watches_live_tokens ON watches (token_expires_at)"
+        " WHERE interaction_token IS NOT NULL",
+        "CREATE INDEX watches_task_id ON watches (task_id)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+]
+
+# Column order is the order `_watch_from_row` reads.
+_SELECT_ACTIVE = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at
+    FROM watches
+    WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
+    ORDER BY id
+"""
+
+
+class WatchOutcome(StrEnum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+    TIMED_OUT = "timed_out"
+    # The message can no longer be edited: deleted, no access, or token expired with no fallback.
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class NewWatch:
+    """What the cog knows about a watch before it answers the interaction."""
+
+    task_id: str
+    application_id: int
+    guild_id: int | None
+    channel_id: int | None
+    requester_id: int
+    locale: str
+    ephemeral: bool
+    interaction_id: int
+    interaction_token: str = field(repr=False)
+    token_expires_at: datetime
+    deadline_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A stored watch; the token is None once it expired or the watch finished."""
+
+    id: int
+    task_id: str
+    application_id: int
+    guild_id: int | None
+    channel_id: int | None
+    requester_id: int
+    locale: str
+    ephemeral: bool
+    interaction_id: int
+    interaction_token: str | None = field(repr=False)
+    token_expires_at: datetime
+    deadline_at: datetime
+    message_id: int | None
+    last_fingerprint: str | None
+    outcome: WatchOutcome
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoreError(Exception):
+    """The store cannot be used; the message names the file and what the operator can do."""
+
+
+class WatchStore(Protocol):
+    """The store as the tracker sees it; any method raises StoreError when the disk fails it."""
+
+    async def add(self, watch: NewWatch) -> Watch:
+        """Record a new active watch; it is committed when this returns."""
+        ...
+
+    async def set_message_id(self, watch_id: int, message_id: int) -> None:
+        """Remember which message shows the watch; LookupError for an unknown id."""
+        ...
+
+    async def set_fingerprint(self, watch_id: int, fingerprint: str) -> None:
+        """Remember what the message last showed; LookupError for an unknown id."""
+        ...
+
+    async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
+        """End an active watch and drop its token; a finished watch keeps its first outcome."""
+        ...
+
+    async def active(self) -> list[Watch]:
+        """Every unfinished watch, oldest first."""
+        ...
+
+    async def purge_expired_tokens(self, now: datetime) -> int:
+        """Forget tokens whose expiry is at or before `now`; returns how many were dropped."""
+        ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteWatchStore(WatchStore):
+    """Watches in one SQLite file, through a single connection shared by every task."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._db = connection
+        self._path = path
+        # One connection means one transaction at a time: a statement from another task must
+        # never land inside a transaction that is still open.
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteWatchStore:
+        """Open (or create) the database at `path`, check it and bring its schema up to date."""
+        await asyncio.to_thread(_prepare_location, path)
+        try:
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _store_error(path, "open", exc) from exc
+        store = cls(connection, path)
+        try:
+            await store._prepare()
+        except BaseException:
+            await connection.close()
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Read before anything writes, so a damaged or foreign file is refused untouched.
+            check = [row[0] for row in await self._db.execute_fetchall("PRAGMA quick_check")]
+            if check != ["ok"]:
+                raise StoreError(
+                    f"database file {self._path} is damaged ({'; '.join(check[:3])}); "
+                    "move it aside or restore a backup, then start again"
+                )
+            mode = await self._db.execute_fetchall("PRAGMA journal_mode = WAL")
+            if [row[0].lower() for row in mode] != ["wal"]:
+                raise StoreError(
+                    f"database file {self._path} cannot use write-ahead logging; keep it on "
+                    "a local filesystem (not a network share)"
+                )
+            # In WAL mode a commit is in the log (the OS's page cache) before it returns, so a
+            # killed process loses nothing it acknowledged; NORMAL only skips the fsync per
+            # commit, which matters on power loss, and even then the file stays consistent.
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._db.execute("PRAGMA foreign_keys = ON")
+            await self._migrate()
+        except sqlite3.Error as exc:
+            raise _store_error(self._path, "open", exc) from exc
+
+    async def _migrate(self) -> None:
+        # One step per transaction, re-reading the version each time, so two processes that
+        # start together never apply a step twice.
+        while True:
+            async with self._transaction():
+                version = await self._user_version()
+                known = len(MIGRATIONS)
+                if version > known:
+                    raise StoreError(
+                        f"database file {self._path} has schema version {version}, but this "
+                        f"version of the bot knows only up to {known}; run a newer bot or point "
+                        "DATABASE_URL at another file"
+                    )
+                if version == known:
+                    return
+                if version == 0:
+                    await self._refuse_foreign_tables()
+                for statement in MIGRATIONS[version]:
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {version + 1}")
+
+    async def _user_version(self) -> int:
+        rows = list(await self._db.execute_fetchall("PRAGMA user_version"))
+        return int(rows[0][0])
+
+    async def _refuse_foreign_tables(self) -> None:
+        rows = await self._db.execute_fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        names = sorted(str(row[0]) for row in rows)
+        if names:
+            raise StoreError(
+                f"database file {self._path} already holds tables that are not the bot's "
+                f"({', '.join(names[:5])}); point DATABASE_URL at a new file"
+            )
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads first
+        # cannot wait for the lock when another connection writes in between.
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
+
+    @asynccontextmanager
+    async def _guard(self, action: str) -> AsyncIterator[None]:
+        async with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise _store_error(self._path, action, exc) from exc
+
+    async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
+        async with self._guard(action), self._db.execute(sql, parameters) as cursor:
+            return cursor.rowcount
+
+    async def _require(self, watch_id: int) -> None:
+        rows = await self._db.execute_fetchall("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
+        if not list(rows):
+            raise LookupError(f"no watch with id {watch_id}")
+
+    async def add(self, watch: NewWatch) -> Watch:
+        now = datetime.now(UTC)
+        stamp = now.timestamp()
+        expires = _to_unix(watch.token_expires_at, "token_expires_at")
+        deadline = _to_unix(watch.deadline_at, "deadline_at")
+        async with self._guard("record a new watch"):
+            rows = list(
+                await self._db.execute_fetchall(
+                    """
+                    INSERT INTO watches (
+                        task_id, application_id, guild_id, channel_id, requester_id, locale,
+                        ephemeral, interaction_id, interaction_token, token_expires_at,
+                        deadline_at, outcome, created_at, updated_at
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    RETURNING id
+                    """,
+                    (
+                        watch.task_id,
+                        watch.application_id,
+                        watch.guild_id,
+                        watch.channel_id,
+                        watch.requester_id,
+                        watch.locale,
+                        int(watch.ephemeral),
+                        watch.interaction_id,
+                        watch.interaction_token,
+                        expires,
+                        deadline,
+                        WatchOutcome.ACTIVE.value,
+                        stamp,
+                        stamp,
+                    ),
+                )
+            )
+        moment = _from_unix(stamp)
+        return Watch(
+            id=int(rows[0][0]),
+            task_id=watch.task_id,
+            application_id=watch.application_id,
+            guild_id=watch.guild_id,
+            channel_id=watch.channel_id,
+            requester_id=watch.requester_id,
+            locale=watch.locale,
+            ephemeral=watch.ephemeral,
+            interaction_id=watch.interaction_id,
+            interaction_token=watch.interaction_token,
+            token_expires_at=_from_unix(expires),
+            deadline_at=_from_unix(deadline),
+            message_id=None,
+            last_fingerprint=None,
+            outcome=WatchOutcome.ACTIVE,
+            created_at=moment,
+            updated_at=moment,
+        )
+
+    async def set_message_id(self, watch_id: int, message_id: int) -> None:
+        await self._update_watch(
+            watch_id,
+            "record a message id",
+            "UPDATE watches SET message_id = ?, updated_at = ? WHERE id = ?",
+            (message_id, _now(), watch_id),
+        )
+
+    async def set_fingerprint(self, watch_id: int, fingerprint: str) -> None:
+        await self._update_watch(
+            watch_id,
+            "record what a message shows",
+            "UPDATE watches SET last_fingerprint = ?, updated_at = ? WHERE id = ?",
+            (fingerprint, _now(), watch_id),
+        )
+
+    async def _update_watch(
+        self, watch_id: int, action: str, sql: str, parameters: Sequence[Any]
+    ) -> None:
+        async with self._guard(action):
+            async with self._db.execute(sql, parameters) as cursor:
+                changed = cursor.rowcount
+            if changed == 0:
+                await self._require(watch_id)
+
+    async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
+        if outcome is WatchOutcome.ACTIVE:
+            raise ValueError("a watch cannot finish as active")
+        # Only an active watch changes, so the first outcome recorded is the one that stays.
+        await self._update_watch(
+            watch_id,
+            "finish a watch",
+            "UPDATE watches SET outcome = ?, interaction_token = NULL, updated_at = ?"
+            " WHERE id = ? AND outcome = 'active'",
+            (outcome.value, _now(), watch_id),
+        )
+
+    async def active(self) -> list[Watch]:
+        async with self._guard("read the active watches"):
+            rows = await self._db.execute_fetchall(_SELECT_ACTIVE)
+        return [_watch_from_row(row) for row in rows]
+
+    async def purge_expired_tokens(self, now: datetime) -> int:
+        return await self._update(
+            "forget expired tokens",
+            "UPDATE watches SET interaction_token = NULL, updated_at = ?"
+            " WHERE interaction_token IS NOT NULL AND token_expires_at <= ?",
+            (_now(), _to_unix(now, "now")),
+        )
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._guard("read a setting"):
+            rows = list(
+                await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+            )
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._update(
+            "save a setting",
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            await self._db.close()
+
+
+def _prepare_location(path: Path) -> None:
+    if path.is_dir():
+        raise StoreError(
+            f"database path {path} is a directory, not a file; point DATABASE_URL at a "
+            f"file (for example {path / 'suno-bot.sqlite3'}) or remove the directory"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create directory {path.parent} for database file {path} "
+            f"({exc.strerror or exc}); create it or make it writable by the bot"
+        ) from exc
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _to_unix(moment: datetime, name: str) -> float:
+    # A naive datetime would be read as local time and shift every deadline by the UTC offset.
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return moment.timestamp()
+
+
+def _from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _watch_from_row(row: Sequence[Any]) -> Watch:
+    return Watch(
+        id=row[0],
+        task_id=row[1],
+        application_id=row[2],
+        guild_id=row[3],
+        channel_id=row[4],
+        requester_id=row[5],
+        locale=row[6],
+        ephemeral=bool(row[7]),
+        interaction_id=row[8],
+        interaction_token=row[9],
+        token_expires_at=_from_unix(row[10]),
+        deadline_at=_from_unix(row[11]),
+        message_id=row[12],
+        last_fingerprint=row[13],
+        outcome=WatchOutcome(row[14]),
+        created_at=_from_unix(row[15]),
+        updated_at=_from_unix(row[16]),
+    )
+
+
+_ADVICE = {
+    "SQLITE_NOTADB": "move it aside or restore a backup, then start again",
+    "SQLITE_CORRUPT": "move it aside or restore a backup, then start again",
+    "SQLITE_BUSY": "another process is holding the database; stop it or try again",
+    "SQLITE_LOCKED": "another process is holding the database; stop it or try again",
+    "SQLITE_FULL": "free some disk space",
+    "SQLITE_READONLY": "make the file and its directory writable by the bot",
+    "SQLITE_PERM": "make the file and its directory writable by the bot",
+    "SQLITE_CANTOPEN": "check that the path exists and is readable and writable by the bot",
+    "SQLITE_IOERR": "check the disk holding the file",
+}
+
+
+def _store_error(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    # Extended codes (SQLITE_IOERR_WRITE, SQLITE_BUSY_SNAPSHOT) share their primary's advice.
+    primary = "_".join(name.split("_")[:2])
+    advice = _ADVICE.get(primary, "check the disk and the file's permissions")
+    if primary == "SQLITE_NOTADB":
+        return StoreError(f"database file {path} is not a valid SQLite database ({exc}); {advice}")
+    if primary == "SQLITE_CORRUPT":
+        return StoreError(f"database file {path} is damaged ({exc}); {advice}")
+    return StoreError(f"database file {path}: could not {action} ({exc}); {advice}")

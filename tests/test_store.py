@@ -1,0 +1,505 @@
+"""The SQLite watch store against real database files."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.tracking import store as store_module
+from bot.tracking.store import (
+    MIGRATIONS,
+    NewWatch,
+    SqliteWatchStore,
+    StoreError,
+    Watch,
+    WatchOutcome,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG_SNOWFLAKE = 2**63 - 1
+NOW = datetime(2025, 6, 1, 12, 30, 45, 123456, tzinfo=UTC)
+
+
+def new_watch(**changes: object) -> NewWatch:
+    watch = NewWatch(
+        task_id="task_0123456789abcdef0123456789abcdef",
+        application_id=1_234_567_890_123_456_789,
+        guild_id=BIG_SNOWFLAKE - 1,
+        channel_id=BIG_SNOWFLAKE - 2,
+        requester_id=BIG_SNOWFLAKE,
+        locale="de",
+        ephemeral=False,
+        interaction_id=BIG_SNOWFLAKE - 3,
+        interaction_token="aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OQ",
+        token_expires_at=NOW + timedelta(minutes=15),
+        deadline_at=NOW + timedelta(minutes=30),
+    )
+    return dataclasses.replace(watch, **changes)  # type: ignore[arg-type]
+
+
+def raw(path: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
+    """Rows read straight from the file, bypassing the store."""
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()
+
+
+def replace_file(path: Path, contents: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(contents)
+
+
+def file_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "watches.sqlite3"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SqliteWatchStore]:
+    opened = await SqliteWatchStore.open(db_path)
+    yield opened
+    await opened.close()
+
+
+async def make_real_database(path: Path, watches: int) -> bytes:
+    opened = await SqliteWatchStore.open(path)
+    await asyncio.gather(*(opened.add(new_watch(task_id=f"t{i}")) for i in range(watches)))
+    await opened.close()
+    return file_bytes(path)
+
+
+# Schema and migrations
+
+
+async def test_new_database_gets_the_current_schema_and_its_directory(db_path: Path) -> None:
+    opened = await SqliteWatchStore.open(db_path)
+    await opened.close()
+
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    tables = {row[0] for row in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"watches", "meta"} <= tables
+
+
+async def test_database_is_in_wal_mode(store: SqliteWatchStore, db_path: Path) -> None:
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_reopening_applies_each_migration_once_and_keeps_watches(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await SqliteWatchStore.open(db_path)
+    kept = await first.add(new_watch())
+    await first.close()
+
+    counting_step = (
+        "INSERT INTO meta (key, value) VALUES ('step_runs', '1')"
+        " ON CONFLICT (key) DO UPDATE SET value = value + 1",
+    )
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, counting_step])
+    for _ in range(3):
+        reopened = await SqliteWatchStore.open(db_path)
+        assert await reopened.get_meta("step_runs") == "1"
+        assert await reopened.active() == [kept]
+        await reopened.close()
+
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS) + 1,)]
+
+
+async def test_failed_migration_step_leaves_the_previous_version(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await SqliteWatchStore.open(db_path)
+    await first.set_meta("kept", "yes")
+    await first.close()
+
+    broken_step = (
+        "INSERT INTO meta (key, value) VALUES ('half_done', '1')",
+        "THIS IS NOT SQL",
+    )
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, broken_step])
+    with pytest.raises(StoreError, match=str(db_path)):
+        await SqliteWatchStore.open(db_path)
+
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert raw(db_path, "SELECT key FROM meta") == [("kept",)]
+
+
+async def test_database_from_a_newer_version_is_refused_untouched(db_path: Path) -> None:
+    await make_real_database(db_path, watches=3)
+    newer = len(MIGRATIONS) + 1
+    connection = sqlite3.connect(db_path)
+    connection.execute(f"PRAGMA user_version = {newer}")
+    connection.close()
+    before = file_bytes(db_path)
+
+    with pytest.raises(StoreError) as caught:
+        await SqliteWatchStore.open(db_path)
+
+    message = str(caught.value)
+    assert str(db_path) in message
+    assert f"schema version {newer}" in message
+    assert "newer" in message
+    assert file_bytes(db_path) == before
+
+
+async def test_sqlite_file_of_another_program_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    connection = sqlite3.connect(db_path)
+    connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    connection.commit()
+    connection.close()
+
+    with pytest.raises(StoreError, match="invoices"):
+        await SqliteWatchStore.open(db_path)
+
+    assert raw(db_path, "PRAGMA user_version") == [(0,)]
+
+
+# Damaged files and bad paths
+
+
+def assert_refused_untouched(path: Path, before: bytes, error: StoreError) -> None:
+    assert str(path) in str(error)
+    assert "move it aside or restore a backup" in str(error)
+    assert file_bytes(path) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+async def test_random_bytes_are_refused_and_left_untouched(db_path: Path) -> None:
+    before = os.urandom(16 * 1024)
+    replace_file(db_path, before)
+
+    with pytest.raises(StoreError, match="not a valid SQLite database") as caught:
+        await SqliteWatchStore.open(db_path)
+
+    assert_refused_untouched(db_path, before, caught.value)
+
+
+async def test_truncated_database_is_refused_and_left_untouched(db_path: Path) -> None:
+    whole = await make_real_database(db_path, watches=500)
+    before = whole[: len(whole) // 2]
+    replace_file(db_path, before)
+
+    with pytest.raises(StoreError) as caught:
+        await SqliteWatchStore.open(db_path)
+
+    assert_refused_untouched(db_path, before, caught.value)
+
+
+@pytest.fixture
+def directory_at_db_path(db_path: Path) -> Path:
+    db_path.mkdir(parents=True)
+    return db_path
+
+
+async def test_directory_in_place_of_the_file_is_refused(directory_at_db_path: Path) -> None:
+    db_path = directory_at_db_path
+
+    with pytest.raises(StoreError, match="is a directory") as caught:
+        await SqliteWatchStore.open(db_path)
+
+    assert str(db_path) in str(caught.value)
+
+
+async def test_file_in_place_of_the_directory_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+
+    with pytest.raises(StoreError, match="cannot create directory") as caught:
+        await SqliteWatchStore.open(blocker / "watches.sqlite3")
+
+    assert str(blocker) in str(caught.value)
+    assert blocker.read_text() == "not a directory"
+
+
+async def test_write_blocked_by_another_process_raises_store_error(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    opened = await SqliteWatchStore.open(db_path)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="another process") as caught:
+            await opened.add(new_watch())
+        assert str(db_path) in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await opened.close()
+
+
+# Round trips
+
+
+async def test_every_field_round_trips_through_a_reopen(db_path: Path) -> None:
+    watch = new_watch(
+        ephemeral=True,
+        guild_id=None,
+        channel_id=None,
+        token_expires_at=datetime(
+            2025, 6, 1, 14, 45, 45, 654321, tzinfo=timezone(timedelta(hours=2))
+        ),
+    )
+    first = await SqliteWatchStore.open(db_path)
+    added = await first.add(watch)
+    await first.close()
+
+    reopened = await SqliteWatchStore.open(db_path)
+    try:
+        [stored] = await reopened.active()
+    finally:
+        await reopened.close()
+
+    assert stored == added
+    assert {f.name for f in dataclasses.fields(NewWatch)} < {
+        f.name for f in dataclasses.fields(Watch)
+    }
+    for name in (f.name for f in dataclasses.fields(NewWatch)):
+        assert getattr(stored, name) == getattr(watch, name), name
+    assert stored.requester_id == BIG_SNOWFLAKE
+    assert stored.guild_id is None
+    assert stored.channel_id is None
+    assert stored.ephemeral is True
+    assert stored.token_expires_at == datetime(2025, 6, 1, 12, 45, 45, 654321, tzinfo=UTC)
+    assert stored.deadline_at == NOW + timedelta(minutes=30)
+    for moment in (stored.token_expires_at, stored.deadline_at, stored.created_at):
+        assert moment.tzinfo is UTC
+    assert stored.message_id is None
+    assert stored.last_fingerprint is None
+    assert stored.outcome is WatchOutcome.ACTIVE
+    assert stored.created_at == stored.updated_at
+
+
+async def test_guild_watch_keeps_its_snowflakes(store: SqliteWatchStore) -> None:
+    added = await store.add(new_watch(ephemeral=False))
+
+    [stored] = await store.active()
+
+    assert stored.ephemeral is False
+    assert (stored.guild_id, stored.channel_id) == (BIG_SNOWFLAKE - 1, BIG_SNOWFLAKE - 2)
+    assert stored.id == added.id
+
+
+async def test_naive_datetime_is_rejected_before_anything_is_written(
+    store: SqliteWatchStore,
+) -> None:
+    with pytest.raises(ValueError, match="deadline_at"):
+        await store.add(new_watch(deadline_at=datetime(2025, 6, 1, 13, 0)))
+
+    assert await store.active() == []
+
+
+async def test_token_is_not_shown_in_repr(store: SqliteWatchStore) -> None:
+    watch = new_watch()
+    added = await store.add(watch)
+
+    assert watch.interaction_token not in repr(watch)
+    assert watch.interaction_token not in repr(added)
+
+
+async def test_message_id_and_fingerprint_are_recorded(
+    store: SqliteWatchStore, db_path: Path
+) -> None:
+    added = await store.add(new_watch())
+
+    await store.set_message_id(added.id, BIG_SNOWFLAKE)
+    await store.set_fingerprint(added.id, "sha256:first")
+    await store.set_fingerprint(added.id, "sha256:second")
+
+    [stored] = await store.active()
+    assert stored.message_id == BIG_SNOWFLAKE
+    assert stored.last_fingerprint == "sha256:second"
+    assert stored.updated_at >= stored.created_at
+
+
+async def test_updates_to_an_unknown_watch_raise_lookup_error(store: SqliteWatchStore) -> None:
+    with pytest.raises(LookupError):
+        await store.set_message_id(404, 1)
+    with pytest.raises(LookupError):
+        await store.set_fingerprint(404, "x")
+    with pytest.raises(LookupError):
+        await store.finish(404, WatchOutcome.FINISHED)
+
+
+# Finishing and tokens
+
+
+async def test_finish_drops_the_token_and_the_watch_from_active(
+    store: SqliteWatchStore, db_path: Path
+) -> None:
+    done = await store.add(new_watch(task_id="done"))
+    running = await store.add(new_watch(task_id="running"))
+
+    await store.finish(done.id, WatchOutcome.TIMED_OUT)
+
+    assert [w.id for w in await store.active()] == [running.id]
+    row = raw(db_path, "SELECT outcome, interaction_token FROM watches WHERE id = ?", done.id)
+    assert row == [("timed_out", None)]
+
+
+async def test_finish_keeps_the_first_outcome(store: SqliteWatchStore, db_path: Path) -> None:
+    added = await store.add(new_watch())
+
+    await store.finish(added.id, WatchOutcome.LOST)
+    await store.finish(added.id, WatchOutcome.FINISHED)
+
+    assert raw(db_path, "SELECT outcome FROM watches") == [("lost",)]
+
+
+async def test_finishing_as_active_is_rejected(store: SqliteWatchStore) -> None:
+    added = await store.add(new_watch())
+
+    with pytest.raises(ValueError, match="active"):
+        await store.finish(added.id, WatchOutcome.ACTIVE)
+
+    assert [w.id for w in await store.active()] == [added.id]
+
+
+async def test_purge_forgets_only_tokens_whose_expiry_passed(store: SqliteWatchStore) -> None:
+    now = NOW + timedelta(hours=1)
+    expired = await store.add(new_watch(task_id="old", token_expires_at=now - timedelta(seconds=1)))
+    at_expiry = await store.add(new_watch(task_id="edge", token_expires_at=now))
+    fresh = await store.add(new_watch(task_id="new", token_expires_at=now + timedelta(minutes=1)))
+
+    assert await store.purge_expired_tokens(now) == 2
+    assert await store.purge_expired_tokens(now) == 0
+
+    tokens = {w.id: w.interaction_token for w in await store.active()}
+    assert tokens == {expired.id: None, at_expiry.id: None, fresh.id: fresh.interaction_token}
+
+
+# Meta
+
+
+async def test_meta_values_are_saved_and_overwritten(db_path: Path) -> None:
+    first = await SqliteWatchStore.open(db_path)
+    assert await first.get_meta("command_tree_hash") is None
+    await first.set_meta("command_tree_hash", "abc")
+    await first.set_meta("command_tree_hash", "def")
+    await first.set_meta("other", "")
+    await first.close()
+
+    reopened = await SqliteWatchStore.open(db_path)
+    try:
+        assert await reopened.get_meta("command_tree_hash") == "def"
+        assert await reopened.get_meta("other") == ""
+    finally:
+        await reopened.close()
+
+
+# Concurrency and durability
+
+
+async def test_concurrent_adds_and_updates_lose_nothing(store: SqliteWatchStore) -> None:
+    added = await asyncio.gather(*(store.add(new_watch(task_id=f"t{i}")) for i in range(200)))
+    await asyncio.gather(
+        *(store.set_fingerprint(w.id, f"fp-{w.task_id}") for w in added),
+        *(store.set_message_id(w.id, w.id + 1000) for w in added),
+        *(store.finish(w.id, WatchOutcome.FINISHED) for w in added[::4]),
+        store.set_meta("busy", "yes"),
+    )
+
+    stored = await store.active()
+    assert len({w.id for w in added}) == 200
+    assert len(stored) == 150
+    for watch in stored:
+        assert watch.last_fingerprint == f"fp-{watch.task_id}"
+        assert watch.message_id == watch.id + 1000
+
+
+async def test_two_stores_on_one_file_lose_nothing(db_path: Path) -> None:
+    left = await SqliteWatchStore.open(db_path)
+    right = await SqliteWatchStore.open(db_path)
+    try:
+        added = await asyncio.gather(
+            *(left.add(new_watch(task_id=f"left{i}")) for i in range(100)),
+            *(right.add(new_watch(task_id=f"right{i}")) for i in range(100)),
+        )
+        await asyncio.gather(
+            *(left.set_fingerprint(w.id, "from-left") for w in added[100:]),
+            *(right.set_fingerprint(w.id, "from-right") for w in added[:100]),
+        )
+        seen_left, seen_right = await left.active(), await right.active()
+    finally:
+        await left.close()
+        await right.close()
+
+    assert seen_left == seen_right
+    assert len({w.id for w in added}) == 200
+    assert {w.task_id for w in seen_left} == {w.task_id for w in added}
+    for watch in seen_left:
+        expected = "from-right" if watch.task_id.startswith("left") else "from-left"
+        assert watch.last_fingerprint == expected
+
+
+_KILLED_WRITER = """
+import asyncio, os, signal, sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.tracking.store import NewWatch, SqliteWatchStore
+
+
+async def main() -> None:
+    store = await SqliteWatchStore.open(Path(sys.argv[1]))
+    now = datetime.now(UTC)
+    watch = await store.add(
+        NewWatch("survivor", 1, None, None, 2, "en-US", True, 3, "token",
+                 now + timedelta(minutes=15), now + timedelta(minutes=30))
+    )
+    await store.set_fingerprint(watch.id, "shown")
+    await store.set_meta("synced", "yes")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+async def test_acknowledged_writes_survive_a_killed_process(db_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KILLED_WRITER, str(db_path), cwd=ROOT
+    )
+    assert await asyncio.wait_for(process.wait(), timeout=60) == -signal.SIGKILL
+    # The process never closed the store, so the writes live only in the write-ahead log.
+    assert db_path.with_name(db_path.name + "-wal").exists()
+
+    reopened = await SqliteWatchStore.open(db_path)
+    try:
+        [watch] = await reopened.active()
+        assert await reopened.get_meta("synced") == "yes"
+    finally:
+        await reopened.close()
+    assert (watch.task_id, watch.last_fingerprint, watch.ephemeral) == ("survivor", "shown", True)
+
+
+async def test_ten_thousand_active_watches_load_oldest_first(store: SqliteWatchStore) -> None:
+    added = await asyncio.gather(*(store.add(new_watch(task_id=f"t{i}")) for i in range(12_000)))
+    await asyncio.gather(*(store.finish(w.id, WatchOutcome.FINISHED) for w in added[:2_000]))
+
+    active = await store.active()
+
+    assert [w.id for w in active] == sorted(w.id for w in added[2_000:])
+
+
+async def test_closing_twice_is_harmless(db_path: Path) -> None:
+    opened = await SqliteWatchStore.open(db_path)
+    await opened.close()
+    await opened.close()
