@@ -1,4 +1,4 @@
-"""Relay payloads (every family relays send) normalized into one domain shape: Task, Clip, Lyrics."""
+"""Relay payloads of every family normalized into one domain shape: Task, Clip, Lyrics."""
 
 from __future__ import annotations
 
@@ -85,7 +85,27 @@ _SUCCESS_CODES = frozenset({"success", "ok", "1", "200", "0000"})
 # Above this a timestamp cannot be seconds (year 5138), so it is milliseconds.
 _MILLISECONDS_THRESHOLD = 100_000_000_000
 _MAX_URL_LENGTH = 2048
-_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\x00-\x1f\x7f]")
+# Characters a URL may not carry unencoded; Discord refuses such URLs (and one bad URL
+# fails a whole message edit).
+_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\\{}|^\x00-\x1f\x7f]")
+# File names Suno puts in place of a missing file, e.g. https://cdn1.suno.ai/None.mp3.
+_PLACEHOLDER_STEMS = frozenset({"none", "null", "undefined", "nan"})
+# Keys only a task object carries (a clip or a lyrics object also has `status`).
+_TASK_KEYS = ("task_id", "taskId", "action")
+_LYRICS_KEYS = frozenset(
+    {
+        "id",
+        "text",
+        "title",
+        "status",
+        "state",
+        "tags",
+        "prompt",
+        "error_message",
+        "errorMessage",
+        "msg",
+    }
+)
 
 
 def task_status_from(raw: str) -> TaskStatus:
@@ -108,6 +128,7 @@ def safe_url(value: object) -> str | None:
         return None
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on an out-of-range or non-numeric port
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -116,10 +137,13 @@ def safe_url(value: object) -> str | None:
 
 
 def _is_placeholder_media(url: str) -> bool:
-    # Suno answers an errored clip with https://cdn1.suno.ai/None.mp3 (and friends).
-    last = urlsplit(url).path.rsplit("/", 1)[-1]
-    stem = last.split(".", 1)[0]
-    return stem in ("", "None", "null", "undefined")
+    # Suno answers an errored clip with https://cdn1.suno.ai/None.mp3 (and friends). A bare
+    # host is no file either, unless a query names the item (the audiopipe stream link).
+    parts = urlsplit(url)
+    stem = parts.path.rsplit("/", 1)[-1].split(".", 1)[0]
+    if not stem:
+        return not parts.query
+    return stem.lower() in _PLACEHOLDER_STEMS
 
 
 def _is_stream(url: str) -> bool:
@@ -128,6 +152,7 @@ def _is_stream(url: str) -> bool:
 
 
 def media_url(value: object) -> str | None:
+    """A safe URL that points at an actual file (never a `None.mp3` placeholder)."""
     url = safe_url(value)
     if url is None or _is_placeholder_media(url):
         return None
@@ -135,6 +160,8 @@ def media_url(value: object) -> str | None:
 
 
 def _as_text(value: Any) -> str | None:
+    # Numbers keep their digits (numeric task ids, `code: 200`, a song called 1999);
+    # any other non-string degrades to None.
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -153,7 +180,10 @@ def _as_number(value: Any) -> float | None:
         except ValueError:
             return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            return None
         return number if math.isfinite(number) else None
     return None
 
@@ -164,11 +194,14 @@ def _as_timestamp(value: Any) -> datetime | None:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     seconds = _as_number(value)
     if seconds is None or seconds <= 0:
         return None
-    if seconds > _MILLISECONDS_THRESHOLD:
+    # Milliseconds (and the odd micro- or nanoseconds) come down to seconds.
+    for _ in range(3):
+        if seconds <= _MILLISECONDS_THRESHOLD:
+            break
         seconds /= 1000
     try:
         return datetime.fromtimestamp(seconds, UTC)
@@ -294,18 +327,22 @@ class Task:
 
 
 def _first(*values: str | None) -> str | None:
+    """The first value that is not blank, stripped."""
     for value in values:
-        if value is not None and value.strip():
-            return value
+        if value is not None:
+            stripped = value.strip()
+            if stripped:
+                return stripped
     return None
 
 
 def _clip_state(raw: _RawClip) -> tuple[ClipState, str]:
     status = _clip_state_from(raw.status)
     state = _clip_state_from(raw.state)
+    if state is ClipState.ERROR and status is not ClipState.ERROR:
+        # `status` may still say `complete` while `state` already reports the failure.
+        return ClipState.ERROR, _first(raw.state) or ""
     raw_value = _first(raw.status, raw.state) or ""
-    if ClipState.ERROR in (status, state):
-        return ClipState.ERROR, raw_value
     return status or state or ClipState.UNKNOWN, raw_value
 
 
@@ -317,13 +354,20 @@ def _model_name(raw: _RawClip) -> str | None:
     return name or version
 
 
+_EMPTY_METADATA = _RawMetadata()
+_FINISHED_CLIP_STATES = frozenset({ClipState.COMPLETE, ClipState.ERROR})
+
+
 def _clip_from(raw: _RawClip, index: int) -> Clip:
-    meta = raw.metadata or _RawMetadata()
+    meta = raw.metadata or _EMPTY_METADATA
     state, raw_state = _clip_state(raw)
     audio = media_url(raw.audio_url)
     stream = None
     if audio is not None and _is_stream(audio):
+        # The audiopipe link is a partial stream, never the song itself.
         stream, audio = audio, None
+        if state in _FINISHED_CLIP_STATES:
+            stream = None
     duration = _first_positive(meta.duration, raw.duration)
     return Clip(
         id=_first(raw.id, raw.clip_id) or str(index + 1),
@@ -334,11 +378,11 @@ def _clip_from(raw: _RawClip, index: int) -> Clip:
         lyrics=_first(meta.prompt, raw.prompt),
         duration=duration,
         model=_model_name(raw),
-        cover_url=safe_url(raw.image_large_url) or safe_url(raw.image_url),
+        cover_url=media_url(raw.image_large_url) or media_url(raw.image_url),
         audio_url=audio,
-        stream_url=stream if state is not ClipState.COMPLETE else None,
+        stream_url=stream,
         video_url=media_url(raw.video_url),
-        error_message=_first(meta.error_message, raw.error_message, raw.msg),
+        error_message=_first(meta.error_message, raw.error_message, raw.msg, meta.error_type),
     )
 
 
@@ -379,7 +423,7 @@ def task_from(payload: Mapping[str, Any]) -> Task:
         nested = raw.data.get("clips")
         if isinstance(nested, list):
             clips = _clips_from(nested)
-        else:
+        elif not _LYRICS_KEYS.isdisjoint(raw.data):
             lyrics = _lyrics_from(_RawClip.model_validate(raw.data))
     raw_status = (raw.status or "").strip()
     progress = raw.progress
@@ -417,14 +461,13 @@ class NotATask(ValueError):
 
 
 def _looks_like_task(value: Any) -> bool:
-    return isinstance(value, dict) and any(
-        key in value for key in ("task_id", "taskId", "status", "action")
-    )
+    # `status` alone is not enough: clips, lyrics and proxy error bodies carry one too.
+    return isinstance(value, dict) and any(key in value for key in _TASK_KEYS)
 
 
 def envelope_from(body: Any) -> Envelope:
     """The envelope of a relay answer; a bare task or list is treated as its own `data`."""
-    if isinstance(body, list) or _looks_like_task(body) and "code" not in body:
+    if isinstance(body, list) or (_looks_like_task(body) and "code" not in body):
         return Envelope(code="success", message="", data=body)
     if not isinstance(body, dict):
         raise NotATask(f"expected a JSON object, got {type(body).__name__}")
