@@ -84,9 +84,7 @@ class Settings(BaseSettings):
     )
 
     discord_token: SecretStr = Field(alias="DISCORD_TOKEN", min_length=1)
-    suno_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(
-        alias="SUNO_API_BASE_URL"
-    )
+    suno_api_base_url: Annotated[str, AfterValidator(_base_url)] = Field(alias="SUNO_API_BASE_URL")
     suno_api_key: SecretStr = Field(alias="SUNO_API_KEY", min_length=1)
     discord_guild_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = Field(
         default=None, alias="DISCORD_GUILD_ID", gt=0
@@ -96,12 +94,8 @@ class Settings(BaseSettings):
     )
     poll_interval_seconds: float = Field(default=5.0, alias="POLL_INTERVAL_SECONDS", ge=0.1)
     watch_timeout_seconds: float = Field(default=1800.0, alias="WATCH_TIMEOUT_SECONDS", gt=0)
-    log_level: Annotated[str, AfterValidator(_log_level)] = Field(
-        default="INFO", alias="LOG_LEVEL"
-    )
-    suno_api_timeout_seconds: float = Field(
-        default=15.0, alias="SUNO_API_TIMEOUT_SECONDS", gt=0
-    )
+    log_level: Annotated[str, AfterValidator(_log_level)] = Field(default="INFO", alias="LOG_LEVEL")
+    suno_api_timeout_seconds: float = Field(default=15.0, alias="SUNO_API_TIMEOUT_SECONDS", gt=0)
     suno_batch_size: int = Field(default=100, alias="SUNO_BATCH_SIZE", ge=1, le=1000)
     interaction_expiry_margin_seconds: float = Field(
         default=60.0, alias="INTERACTION_EXPIRY_MARGIN_SECONDS", ge=0, le=600

@@ -29,7 +29,8 @@ _TOKEN_DEAD_CODES = frozenset({50027, 10062})  # Invalid Webhook Token, Unknown 
 
 class EditResult(Enum):
     OK = "ok"
-    TOKEN_DEAD = "token_dead"  # the interaction token no longer works: switch path, never retry it
+    # The interaction token no longer works: switch path, never retry it.
+    TOKEN_DEAD = "token_dead"  # noqa: S105
     GONE = "gone"  # message deleted or channel out of reach: the watch ends quietly
     RETRY = "retry"  # Discord or the network failed transiently: try again later
     REJECTED = "rejected"  # Discord refused the body: retrying the same body would fail again

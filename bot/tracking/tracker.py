@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -171,10 +172,8 @@ class Tracker:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     def _seconds_to_next_event(self) -> float:
         now_mono, now_wall = time.monotonic(), _now()
@@ -217,7 +216,9 @@ class Tracker:
         if entry.last is not None:
             self._show(watcher, entry.last, notice=notice)
         elif watcher.fingerprint is None:
-            self._queue(watcher, render_error("error.relay_unavailable", locale=watcher.watch.locale))
+            self._queue(
+                watcher, render_error("error.relay_unavailable", locale=watcher.watch.locale)
+            )
 
     def _poll_due(self) -> None:
         now = time.monotonic()
@@ -308,9 +309,7 @@ class Tracker:
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), MAX_BACKOFF_SECONDS))
         entry.next_poll = time.monotonic() + delay
-        log.info(
-            "poll of %s failed (%s); retrying in %.1fs", entry.task_id, error, delay
-        )
+        log.info("poll of %s failed (%s); retrying in %.1fs", entry.task_id, error, delay)
         if entry.failures >= FAILURES_BEFORE_NOTICE and entry.last is not None:
             for watcher in entry.watchers.values():
                 if watcher.outcome is None:
@@ -384,8 +383,10 @@ class Tracker:
             log.info("interaction token of watch %s no longer works", watch.id)
         # Past this point the token is never used again, even if the channel path fails too.
         watcher.token = None
-        if watcher.message_id is not None and watch.channel_id is not None and (
-            self._can_edit_channel(watch)
+        if (
+            watcher.message_id is not None
+            and watch.channel_id is not None
+            and (self._can_edit_channel(watch))
         ):
             return await self._editor.edit_channel_message(
                 watch.channel_id, watcher.message_id, rendered
@@ -419,4 +420,3 @@ class Tracker:
 
 def _now() -> float:
     return time.time()
-
