@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import discord
@@ -23,13 +25,10 @@ def run_bot(settings: Settings) -> int:
     return asyncio.run(serve(settings))
 
 
-async def serve(settings: Settings) -> int:
-    """Runs until Discord closes the connection or SIGTERM/SIGINT asks the bot to stop."""
-    try:
-        store = await SqliteWatchStore.open(settings.database_path)
-    except StoreError as exc:
-        log.error("%s", exc)
-        return 1
+@asynccontextmanager
+async def assembled_bot(settings: Settings) -> AsyncIterator[SunoBot]:
+    """The bot with the store and relay session it runs on; both are closed after it."""
+    store = await SqliteWatchStore.open(settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
             relay = RelayClient(
@@ -39,6 +38,18 @@ async def serve(settings: Settings) -> int:
                 timeout=settings.suno_api_timeout_seconds,
             )
             bot = SunoBot(settings=settings, relay=relay, store=store)
+            try:
+                yield bot
+            finally:
+                await bot.close()
+    finally:
+        await store.close()
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until Discord closes the connection or SIGTERM/SIGINT asks the bot to stop."""
+    try:
+        async with assembled_bot(settings) as bot:
             stop = _on_stop_signal(bot)
             try:
                 await bot.start(settings.discord_token.get_secret_value())
@@ -49,10 +60,10 @@ async def serve(settings: Settings) -> int:
                 log.error("the bot asked for an intent that is not enabled in the portal")
                 return 1
             finally:
-                await bot.close()
                 stop.cancel()
-    finally:
-        await store.close()
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 1
     log.info("stopped")
     return 0
 

@@ -161,25 +161,28 @@ class Tracker:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            pause = self._interval
             try:
                 self._enforce_deadlines()
                 self._poll_due()
+                pause = self._seconds_to_next_event()
             except Exception:
                 log.exception("tracker tick failed")
-            await self._sleep(self._seconds_to_next_event())
+            await self._sleep(pause)
 
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     def _seconds_to_next_event(self) -> float:
         now_mono, now_wall = time.monotonic(), _now()
         soonest = math.inf
         for entry in self._entries.values():
-            if not entry.in_flight:
+            if not entry.in_flight and _has_live_watcher(entry):
                 soonest = min(soonest, entry.next_poll - now_mono)
             for watcher in entry.watchers.values():
                 if watcher.outcome is None:
@@ -188,9 +191,21 @@ class Tracker:
 
     def _next_deadline(self, watcher: _Watcher) -> float:
         deadline = watcher.watch.deadline_at.timestamp()
-        if watcher.token is not None and not self._can_edit_channel(watcher.watch):
+        if watcher.token is not None and not self._has_channel_route(watcher):
             deadline = min(deadline, self._token_switch_at(watcher))
         return deadline
+
+    def _has_channel_route(self, watcher: _Watcher) -> bool:
+        """Whether the bot token can edit the watch's message once the interaction token is gone."""
+        watch = watcher.watch
+        if watcher.message_id is None or watch.channel_id is None:
+            return False
+        try:
+            return self._can_edit_channel(watch)
+        except Exception:
+            # Unsure: let Discord's answer to the channel edit decide, as for an uncached channel.
+            log.exception("could not tell whether watch %s can edit its channel", watch.id)
+            return True
 
     def _token_switch_at(self, watcher: _Watcher) -> float:
         return watcher.watch.token_expires_at.timestamp() - self._token_margin
@@ -207,7 +222,7 @@ class Tracker:
                 elif (
                     watcher.token is not None
                     and now >= self._token_switch_at(watcher)
-                    and not self._can_edit_channel(watcher.watch)
+                    and not self._has_channel_route(watcher)
                 ):
                     self._conclude(entry, watcher, Notice.LIVE_UPDATES_ENDED)
                     self._set_outcome(watcher, WatchOutcome.LOST)
@@ -222,13 +237,23 @@ class Tracker:
 
     def _poll_due(self) -> None:
         now = time.monotonic()
-        due = [
+        # A task whose every watcher is concluded only waits for its last edits: never poll it.
+        ready = [
             entry
             for entry in self._entries.values()
-            if not entry.in_flight and entry.next_poll <= now and entry.watchers
+            if not entry.in_flight and _has_live_watcher(entry)
         ]
+        due = [entry for entry in ready if entry.next_poll <= now]
         if not due:
             return
+        if len(ready) > 1 and self._batch_mode is not False:
+            # Watches start at any moment, so the tasks' schedules drift apart; healthy tasks
+            # due within half an interval ride along, so a batch polls them all at once. A
+            # task backing off keeps its own schedule (a relay's Retry-After must hold).
+            soon = now + self._interval / 2
+            due += [
+                entry for entry in ready if now < entry.next_poll <= soon and entry.failures == 0
+            ]
         for entry in due:
             entry.in_flight = True
         if len(due) > 1 and self._batch_mode is not False:
@@ -246,6 +271,9 @@ class Tracker:
                 task = await self._source.fetch(entry.task_id)
         except RelayError as exc:
             self._on_failure(entry, exc)
+        except Exception as exc:
+            log.exception("poll of %s failed unexpectedly", entry.task_id)
+            self._on_failure(entry, exc)
         else:
             self._on_task(entry, task)
         finally:
@@ -261,13 +289,18 @@ class Tracker:
             self._batch_mode = False
             await asyncio.gather(*(self._poll_one(entry) for entry in entries))
             return
-        except RelayError as exc:
+        except Exception as exc:
+            if not isinstance(exc, RelayError):
+                log.exception("batch poll failed unexpectedly")
+            # One answer time for the whole batch keeps its tasks on one schedule.
+            answered = time.monotonic()
             for entry in entries:
-                self._on_failure(entry, exc)
+                self._on_failure(entry, exc, now=answered)
                 entry.in_flight = False
             self._wake.set()
             return
         self._batch_mode = True
+        answered = time.monotonic()
         found = {task.task_id: task for task in tasks}
         missing = []
         for entry in entries:
@@ -275,24 +308,24 @@ class Tracker:
             if task is None:
                 missing.append(entry)
                 continue
-            self._on_task(entry, task)
+            self._on_task(entry, task, now=answered)
             entry.in_flight = False
         # Relays leave unknown ids out of a batch silently; only a direct fetch can tell.
         await asyncio.gather(*(self._poll_one(entry) for entry in missing))
         self._wake.set()
 
-    def _on_task(self, entry: _Entry, task: Task) -> None:
+    def _on_task(self, entry: _Entry, task: Task, *, now: float | None = None) -> None:
         entry.failures = 0
         entry.not_found = 0
         entry.last = task
-        entry.next_poll = time.monotonic() + self._interval
+        entry.next_poll = (time.monotonic() if now is None else now) + self._interval
         for watcher in list(entry.watchers.values()):
             if watcher.outcome is None:
                 self._show(watcher, task)
                 if task.is_terminal:
                     self._set_outcome(watcher, WatchOutcome.FINISHED)
 
-    def _on_failure(self, entry: _Entry, error: RelayError) -> None:
+    def _on_failure(self, entry: _Entry, error: Exception, *, now: float | None = None) -> None:
         entry.failures += 1
         if isinstance(error, TaskNotFound):
             entry.not_found += 1
@@ -308,7 +341,7 @@ class Tracker:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), MAX_BACKOFF_SECONDS))
-        entry.next_poll = time.monotonic() + delay
+        entry.next_poll = (time.monotonic() if now is None else now) + delay
         log.info("poll of %s failed (%s); retrying in %.1fs", entry.task_id, error, delay)
         if entry.failures >= FAILURES_BEFORE_NOTICE and entry.last is not None:
             for watcher in entry.watchers.values():
@@ -324,7 +357,13 @@ class Tracker:
         )
 
     def _show(self, watcher: _Watcher, task: Task, *, notice: Notice | None = None) -> None:
-        self._queue(watcher, self.render(task, locale=watcher.watch.locale, notice=notice))
+        try:
+            rendered = self.render(task, locale=watcher.watch.locale, notice=notice)
+        except Exception:
+            # One watch's message is left as it is; the task's other watches go on.
+            log.exception("could not render task %s for watch %s", task.task_id, watcher.id)
+            return
+        self._queue(watcher, rendered)
 
     def _queue(self, watcher: _Watcher, rendered: RenderedMessage) -> None:
         # Latest wins: while an edit is in flight only the newest state waits behind it.
@@ -353,11 +392,15 @@ class Tracker:
                 watcher.pending = None
                 if rendered.fingerprint == watcher.fingerprint:
                     continue
-                result = await self._edit(watcher, rendered)
+                try:
+                    result = await self._edit(watcher, rendered)
+                except Exception:
+                    log.exception("edit of watch %s failed unexpectedly", watcher.id)
+                    result = EditResult.RETRY
                 if result is EditResult.OK:
                     retries = 0
                     watcher.fingerprint = rendered.fingerprint
-                    await self._store.set_fingerprint(watcher.id, rendered.fingerprint)
+                    await self._remember(watcher, rendered.fingerprint)
                 elif result is EditResult.GONE:
                     await self._end(watcher, WatchOutcome.LOST)
                 elif result is EditResult.REJECTED:
@@ -374,23 +417,35 @@ class Tracker:
         finally:
             watcher.editing = False
 
+    async def _remember(self, watcher: _Watcher, fingerprint: str) -> None:
+        try:
+            await self._store.set_fingerprint(watcher.id, fingerprint)
+        except Exception:
+            # The message is right; after a restart it may only be edited once more than needed.
+            log.exception("could not record what the message of watch %s shows", watcher.id)
+
+    def _token_usable(self, watcher: _Watcher) -> bool:
+        now = time.time()
+        if now < self._token_switch_at(watcher):
+            return True
+        # Without a channel route the token is the only way to say that updates ended;
+        # Discord takes it until the interaction expires.
+        return now < watcher.watch.token_expires_at.timestamp() and not self._has_channel_route(
+            watcher
+        )
+
     async def _edit(self, watcher: _Watcher, rendered: RenderedMessage) -> EditResult:
         watch = watcher.watch
-        if watcher.token is not None and time.time() < self._token_switch_at(watcher):
+        if watcher.token is not None and self._token_usable(watcher):
             result = await self._editor.edit_original(watch.application_id, watcher.token, rendered)
             if result is not EditResult.TOKEN_DEAD:
                 return result
             log.info("interaction token of watch %s no longer works", watch.id)
         # Past this point the token is never used again, even if the channel path fails too.
         watcher.token = None
-        if (
-            watcher.message_id is not None
-            and watch.channel_id is not None
-            and (self._can_edit_channel(watch))
-        ):
-            return await self._editor.edit_channel_message(
-                watch.channel_id, watcher.message_id, rendered
-            )
+        channel_id, message_id = watch.channel_id, watcher.message_id
+        if channel_id is not None and message_id is not None and self._has_channel_route(watcher):
+            return await self._editor.edit_channel_message(channel_id, message_id, rendered)
         return EditResult.GONE
 
     async def _end(self, watcher: _Watcher, outcome: WatchOutcome) -> None:
@@ -420,3 +475,7 @@ class Tracker:
 
 def _now() -> float:
     return time.time()
+
+
+def _has_live_watcher(entry: _Entry) -> bool:
+    return any(watcher.outcome is None for watcher in entry.watchers.values())
