@@ -44,6 +44,7 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # discord.py's DEBUG output includes whole payloads; keep it at INFO unless asked for.
-    if level == "DEBUG":
-        logging.getLogger("discord.gateway").setLevel(logging.INFO)
+    # At DEBUG these log every gateway frame and every SQL statement with its parameters,
+    # interaction tokens included: too noisy to help and too revealing to keep.
+    for chatty in ("discord.gateway", "aiosqlite"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLevelName(level)))

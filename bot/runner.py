@@ -49,8 +49,7 @@ async def assembled_bot(settings: Settings) -> AsyncIterator[SunoBot]:
 async def serve(settings: Settings) -> int:
     """Runs until Discord closes the connection or SIGTERM/SIGINT asks the bot to stop."""
     try:
-        async with assembled_bot(settings) as bot:
-            stop = _on_stop_signal(bot)
+        async with assembled_bot(settings) as bot, _closed_on_stop_signals(bot):
             try:
                 await bot.start(settings.discord_token.get_secret_value())
             except discord.LoginFailure:
@@ -59,8 +58,6 @@ async def serve(settings: Settings) -> int:
             except discord.PrivilegedIntentsRequired:
                 log.error("the bot asked for an intent that is not enabled in the portal")
                 return 1
-            finally:
-                stop.cancel()
     except StoreError as exc:
         log.error("%s", exc)
         return 1
@@ -68,19 +65,27 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def _on_stop_signal(bot: SunoBot) -> asyncio.Task[None]:
-    """Closes the bot on SIGTERM (docker stop) or SIGINT, once."""
+@asynccontextmanager
+async def _closed_on_stop_signals(bot: SunoBot) -> AsyncIterator[None]:
+    """While open, SIGTERM (docker stop) or SIGINT closes the bot, which ends `bot.start()`."""
     loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    closing: list[asyncio.Task[None]] = []
 
-    async def wait_and_close() -> None:
-        await stopping.wait()
-        log.info("stop signal received; shutting down")
-        await bot.close()
+    def on_signal() -> None:
+        if not closing:
+            log.info("stop signal received; shutting down")
+            closing.append(asyncio.create_task(bot.close(), name="close-on-signal"))
 
-    return asyncio.create_task(wait_and_close(), name="stop-signal")
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if closing:
+            await closing[0]
 
 
 def run_check(settings: Settings) -> int:
