@@ -71,11 +71,12 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
                 ephemeral=private,
                 allowed_mentions=NO_MENTIONS,
             )
-        except BaseException:
+        except discord.HTTPException:
+            # No message was created (the interaction is gone): nothing to keep up to date.
             await self.bot.store.finish(watch.id, WatchOutcome.LOST)
             raise
         message_id = callback.message_id if callback is not None else None
-        await self._start_watch(watch, task, rendered, message_id)
+        await self._start_watch(watch, task, rendered.fingerprint, message_id)
 
     async def _answer_late(
         self, interaction: Interaction, task_id: str, fetch: asyncio.Future[Task], *, private: bool
@@ -93,13 +94,19 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
             await self._replace_with_error(interaction, exc.message_key, private=private)
             return
         rendered = self._render(interaction, task)
-        await interaction.edit_original_response(
-            embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
-        )
+        try:
+            await interaction.edit_original_response(
+                embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as exc:
+            # The tracker's next poll shows the task instead; the "thinking" message never stays.
+            log.info("first edit of watch %s failed: HTTP %s", watch.id, exc.status)
+            await self._start_watch(watch, task, None, message_id)
+            return
         if task.is_terminal:
             await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
             return
-        await self._start_watch(watch, task, rendered, message_id)
+        await self._start_watch(watch, task, rendered.fingerprint, message_id)
 
     async def _replace_with_error(
         self, interaction: Interaction, message_key: str, *, private: bool
@@ -115,15 +122,15 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         await reply_error(interaction, message_key)
 
     async def _start_watch(
-        self, watch: Watch, task: Task, rendered: RenderedMessage, message_id: int | None
+        self, watch: Watch, task: Task, fingerprint: str | None, message_id: int | None
     ) -> None:
+        """Hands the watch to the tracker; `fingerprint` is what the message shows, if known."""
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
-        await self.bot.store.set_fingerprint(watch.id, rendered.fingerprint)
-        watch = dataclasses.replace(
-            watch, message_id=message_id, last_fingerprint=rendered.fingerprint
-        )
-        self.bot.tracker.add(watch, task=task)
+        if fingerprint is not None:
+            await self.bot.store.set_fingerprint(watch.id, fingerprint)
+        watch = dataclasses.replace(watch, message_id=message_id, last_fingerprint=fingerprint)
+        self.bot.tracker.add(watch, task=task, poll_now=fingerprint is None)
 
     def _render(self, interaction: Interaction, task: Task) -> RenderedMessage:
         return self.bot.tracker.render(task, locale=str(interaction.locale))
