@@ -384,6 +384,21 @@ async def test_purge_forgets_only_tokens_whose_expiry_passed(store: SqliteWatchS
     assert tokens == {expired.id: None, at_expiry.id: None, fresh.id: fresh.interaction_token}
 
 
+async def test_pruning_deletes_only_ended_watches_older_than_the_cutoff(
+    store: SqliteWatchStore,
+) -> None:
+    ended = await store.add(new_watch(task_id="ended"))
+    running = await store.add(new_watch(task_id="running"))
+    await store.finish(ended.id, WatchOutcome.FINISHED)
+
+    assert await store.prune_finished(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert await store.prune_finished(datetime.now(UTC) + timedelta(seconds=1)) == 1
+
+    assert [w.id for w in await store.active()] == [running.id]
+    with pytest.raises(LookupError):
+        await store.finish(ended.id, WatchOutcome.FINISHED)
+
+
 # Meta
 
 

@@ -142,6 +142,10 @@ class WatchStore(Protocol):
         """Forget tokens whose expiry is at or before `now`; returns how many were dropped."""
         ...
 
+    async def prune_finished(self, before: datetime) -> int:
+        """Delete ended watches last touched before `before`; returns how many went."""
+        ...
+
     async def get_meta(self, key: str) -> str | None: ...
 
     async def set_meta(self, key: str, value: str) -> None: ...
@@ -370,6 +374,13 @@ class SqliteWatchStore(WatchStore):
             "UPDATE watches SET interaction_token = NULL, updated_at = ?"
             " WHERE interaction_token IS NOT NULL AND token_expires_at <= ?",
             (_now(), _to_unix(now, "now")),
+        )
+
+    async def prune_finished(self, before: datetime) -> int:
+        return await self._update(
+            "prune ended watches",
+            "DELETE FROM watches WHERE outcome != 'active' AND updated_at < ?",
+            (_to_unix(before, "before"),),
         )
 
     async def get_meta(self, key: str) -> str | None:
