@@ -258,14 +258,14 @@ class Tracker:
             entry.in_flight = True
         if len(due) > 1 and self._batch_mode is not False:
             for start in range(0, len(due), self._batch_size):
-                self._spawn(self._poll_batch(due[start : start + self._batch_size]))
+                self._spawn(self._poll_batch(due[start : start + self._batch_size], now))
         else:
             for entry in due:
-                self._spawn(self._poll_one(entry))
+                self._spawn(self._poll_one(entry, now))
 
     # -- polling -------------------------------------------------------------------------
 
-    async def _poll_one(self, entry: _Entry) -> None:
+    async def _poll_one(self, entry: _Entry, started: float) -> None:
         try:
             async with self._fetch_slots:
                 task = await self._source.fetch(entry.task_id)
@@ -275,19 +275,19 @@ class Tracker:
             log.exception("poll of %s failed unexpectedly", entry.task_id)
             self._on_failure(entry, exc)
         else:
-            self._on_task(entry, task)
+            self._on_task(entry, task, started)
         finally:
             entry.in_flight = False
             self._wake.set()
 
-    async def _poll_batch(self, entries: list[_Entry]) -> None:
+    async def _poll_batch(self, entries: list[_Entry], started: float) -> None:
         try:
             tasks = await self._source.fetch_many([entry.task_id for entry in entries])
         except BatchUnsupported:
             if self._batch_mode is not False:
                 log.info("the relay has no batch fetch; polling tasks one by one")
             self._batch_mode = False
-            await asyncio.gather(*(self._poll_one(entry) for entry in entries))
+            await asyncio.gather(*(self._poll_one(entry, started) for entry in entries))
             return
         except Exception as exc:
             if not isinstance(exc, RelayError):
@@ -300,7 +300,6 @@ class Tracker:
             self._wake.set()
             return
         self._batch_mode = True
-        answered = time.monotonic()
         found = {task.task_id: task for task in tasks}
         missing = []
         for entry in entries:
@@ -308,17 +307,19 @@ class Tracker:
             if task is None:
                 missing.append(entry)
                 continue
-            self._on_task(entry, task, now=answered)
+            self._on_task(entry, task, started)
             entry.in_flight = False
         # Relays leave unknown ids out of a batch silently; only a direct fetch can tell.
-        await asyncio.gather(*(self._poll_one(entry) for entry in missing))
+        await asyncio.gather(*(self._poll_one(entry, started) for entry in missing))
         self._wake.set()
 
-    def _on_task(self, entry: _Entry, task: Task, *, now: float | None = None) -> None:
+    def _on_task(self, entry: _Entry, task: Task, started: float) -> None:
         entry.failures = 0
         entry.not_found = 0
         entry.last = task
-        entry.next_poll = (time.monotonic() if now is None else now) + self._interval
+        # Counted from when the poll started, so the tasks polled together stay together
+        # however long each answer took.
+        entry.next_poll = started + self._interval
         for watcher in list(entry.watchers.values()):
             if watcher.outcome is None:
                 self._show(watcher, task)
