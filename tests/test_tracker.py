@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from bot.i18n import default_catalog
 from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
-from bot.suno.models import Task, task_from_data
+from bot.suno.models import Task, task_from, task_from_data
 from bot.tracking.editor import EditResult
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import TaskSource, Tracker
@@ -675,6 +675,9 @@ async def test_task_missing_twice_then_back_is_watched_to_the_end(rig: Rig) -> N
 
     assert rig.shown(watch)[-2:] == fingerprints(tracker, [later, success(task_id)])
     assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
+    # "Not found" is not "unreachable": the message never claimed the relay was down.
+    retrying = rendered(tracker, first, Notice.RELAY_RETRYING).fingerprint
+    assert retrying not in rig.shown(watch)
 
 
 # --- watch timeout --------------------------------------------------------------------------------
@@ -893,6 +896,25 @@ async def test_resume_takes_up_stored_watches_polls_at_once_and_finishes_them(
     assert rig.edits(unchanged) == []
     for watch in (live, expired, unchanged):
         assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
+
+
+async def test_a_watch_resumed_after_its_deadline_is_polled_once_to_show_where_it_ended(
+    rig: Rig,
+) -> None:
+    task_id = "task-overslept"
+    rig.relay.add_task(task_id, progress_timeline(task_id, [70]))
+    overdue = await rig.stored_watch(task_id, deadline_in=-30.0)
+    tracker = rig.tracker(start=False)
+    assert await tracker.resume() == 1
+    tracker.start()
+
+    await until(rig.ended(overdue), "the overdue watch to end")
+
+    task = task_from(progress_timeline(task_id, [70])[0])
+    stopped = tracker.render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
+    assert rig.shown(overdue) == [stopped.fingerprint]
+    assert rig.row(overdue.id).outcome is WatchOutcome.TIMED_OUT
+    assert rig.relay.request_count(task_id) == 1
 
 
 # --- lifecycle and failures inside the tracker ----------------------------------------------------

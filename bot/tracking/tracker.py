@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.render import Notice, RenderedMessage, render_error, render_task
@@ -27,6 +27,9 @@ FAILURES_BEFORE_NOTICE = 2
 NOT_FOUND_BEFORE_GIVING_UP = 3
 MAX_CONCURRENT_FETCHES = 64
 MAX_EDIT_RETRIES = 8
+# Expired interaction tokens are credentials no longer needed: drop them from the store soon.
+HOUSEKEEPING_SECONDS = 300.0
+KEEP_ENDED_WATCHES = timedelta(days=7)
 
 
 class TaskSource(Protocol):
@@ -70,6 +73,7 @@ class _Entry:
     failures: int = 0
     not_found: int = 0
     in_flight: bool = False
+    answered: bool = False  # the relay was asked at least once, whatever it said
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +154,7 @@ class Tracker:
 
     async def resume(self) -> int:
         """Takes up every unfinished watch in the store; returns how many."""
-        await self._store.purge_expired_tokens(datetime.now(UTC))
+        await self._housekeep()
         watches = await self._store.active()
         for watch in watches:
             self.add(watch, task=None, poll_now=True)
@@ -158,7 +162,23 @@ class Tracker:
 
     # -- scheduling ----------------------------------------------------------------------
 
+    async def _housekeep(self) -> None:
+        now = datetime.now(UTC)
+        purged = await self._store.purge_expired_tokens(now)
+        pruned = await self._store.prune_finished(now - KEEP_ENDED_WATCHES)
+        if purged or pruned:
+            log.debug("dropped %d expired tokens and %d ended watches", purged, pruned)
+
+    async def _housekeep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                await self._housekeep()
+            except Exception:
+                log.exception("store housekeeping failed")
+
     async def _run(self) -> None:
+        self._spawn(self._housekeep_forever())
         while True:
             self._wake.clear()
             pause = self._interval
@@ -184,6 +204,8 @@ class Tracker:
         for entry in self._entries.values():
             if not entry.in_flight and _has_live_watcher(entry):
                 soonest = min(soonest, entry.next_poll - now_mono)
+            if not _has_news(entry):
+                continue  # its first answer wakes the loop; deadlines wait for it
             for watcher in entry.watchers.values():
                 if watcher.outcome is None:
                     soonest = min(soonest, self._next_deadline(watcher) - now_wall)
@@ -216,7 +238,8 @@ class Tracker:
             for watcher in list(entry.watchers.values()):
                 if watcher.outcome is not None:
                     continue
-                if now >= watcher.watch.deadline_at.timestamp():
+                # A watch resumed after its deadline still gets one poll to show where it ended.
+                if now >= watcher.watch.deadline_at.timestamp() and _has_news(entry):
                     self._conclude(entry, watcher, Notice.AUTO_REFRESH_STOPPED)
                     self._set_outcome(watcher, WatchOutcome.TIMED_OUT)
                 elif (
@@ -314,19 +337,28 @@ class Tracker:
         self._wake.set()
 
     def _on_task(self, entry: _Entry, task: Task, started: float) -> None:
+        entry.answered = True
         entry.failures = 0
         entry.not_found = 0
         entry.last = task
         # Counted from when the poll started, so the tasks polled together stay together
         # however long each answer took.
         entry.next_poll = started + self._interval
+        now = _now()
         for watcher in list(entry.watchers.values()):
-            if watcher.outcome is None:
+            if watcher.outcome is not None:
+                continue
+            if task.is_terminal:
                 self._show(watcher, task)
-                if task.is_terminal:
-                    self._set_outcome(watcher, WatchOutcome.FINISHED)
+                self._set_outcome(watcher, WatchOutcome.FINISHED)
+            elif now >= watcher.watch.deadline_at.timestamp():
+                self._show(watcher, task, notice=Notice.AUTO_REFRESH_STOPPED)
+                self._set_outcome(watcher, WatchOutcome.TIMED_OUT)
+            else:
+                self._show(watcher, task)
 
     def _on_failure(self, entry: _Entry, error: Exception, *, now: float | None = None) -> None:
+        entry.answered = True
         entry.failures += 1
         if isinstance(error, TaskNotFound):
             entry.not_found += 1
@@ -344,7 +376,11 @@ class Tracker:
             delay = max(delay, min(float(retry_after), MAX_BACKOFF_SECONDS))
         entry.next_poll = (time.monotonic() if now is None else now) + delay
         log.info("poll of %s failed (%s); retrying in %.1fs", entry.task_id, error, delay)
-        if entry.failures >= FAILURES_BEFORE_NOTICE and entry.last is not None:
+        if (
+            entry.failures >= FAILURES_BEFORE_NOTICE
+            and entry.last is not None
+            and not isinstance(error, TaskNotFound)
+        ):
             for watcher in entry.watchers.values():
                 if watcher.outcome is None:
                     self._show(watcher, entry.last, notice=Notice.RELAY_RETRYING)
@@ -480,3 +516,8 @@ def _now() -> float:
 
 def _has_live_watcher(entry: _Entry) -> bool:
     return any(watcher.outcome is None for watcher in entry.watchers.values())
+
+
+def _has_news(entry: _Entry) -> bool:
+    """Whether anything is known of the task, so a last edit can say where it ended."""
+    return entry.answered or entry.last is not None
