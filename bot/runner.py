@@ -25,19 +25,22 @@ def run_bot(settings: Settings) -> int:
     return asyncio.run(serve(settings))
 
 
+def relay_client(session: aiohttp.ClientSession, settings: Settings) -> RelayClient:
+    return RelayClient(
+        session,
+        settings.suno_api_base_url,
+        settings.suno_api_key,
+        timeout=settings.suno_api_timeout_seconds,
+    )
+
+
 @asynccontextmanager
 async def assembled_bot(settings: Settings) -> AsyncIterator[SunoBot]:
     """The bot with the store and relay session it runs on; both are closed after it."""
     store = await SqliteWatchStore.open(settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            relay = RelayClient(
-                session,
-                settings.suno_api_base_url,
-                settings.suno_api_key,
-                timeout=settings.suno_api_timeout_seconds,
-            )
-            bot = SunoBot(settings=settings, relay=relay, store=store)
+            bot = SunoBot(settings=settings, relay=relay_client(session, settings), store=store)
             try:
                 yield bot
             finally:
@@ -110,14 +113,8 @@ async def check(settings: Settings) -> int:
         report(True, f"database opens ({settings.database_path})")
     probe_id = f"check-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
-        relay = RelayClient(
-            session,
-            settings.suno_api_base_url,
-            settings.suno_api_key,
-            timeout=settings.suno_api_timeout_seconds,
-        )
         try:
-            await relay.fetch(probe_id)
+            await relay_client(session, settings).fetch(probe_id)
         except TaskNotFound:
             report(True, "relay reachable")
             report(True, "relay key accepted")

@@ -7,12 +7,9 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.tracking.store import WatchOutcome
 from tests.kit.fake_discord import FAKE_BOT_TOKEN, FakeDiscord, FakeMessage
@@ -22,24 +19,6 @@ from tests.kit.payloads import clip, clip_ids_for, music_timeline, task_payload
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN_LIFETIME = timedelta(minutes=15)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with fake.patch_discord():
-            yield fake
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as relay:
-        yield relay
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "watches.sqlite3"
 
 
 def is_done(message: FakeMessage) -> bool:
@@ -97,6 +76,17 @@ class BotProcess:
             stderr=asyncio.subprocess.STDOUT,
         )
 
+    async def watching(self, fake: FakeDiscord, task_id: str, *, edits: int) -> FakeMessage:
+        """Starts the process, asks for `task_id`, and waits until its message was edited."""
+        await self.start()
+        await fake.wait_ready(timeout=30)
+        interaction = await fake.interact(options={"task_id": task_id})
+        await interaction.wait_callback()
+        message = fake.message_for(interaction)
+        assert message is not None
+        await fake.wait_for(lambda: len(message.edits) >= edits)
+        return message
+
     async def signal_and_wait(self, sig: signal.Signals) -> tuple[int, str]:
         assert self.process is not None
         self.process.send_signal(sig)
@@ -134,13 +124,7 @@ async def test_a_hard_kill_loses_nothing_that_was_acknowledged(
 ) -> None:
     relay.add_task("crash", long_running("crash", polls=8))
     process = BotProcess(fake, relay, database)
-    await process.start()
-    await fake.wait_ready(timeout=30)
-    interaction = await fake.interact(options={"task_id": "crash"})
-    await interaction.wait_callback()
-    message = fake.message_for(interaction)
-    assert message is not None
-    await fake.wait_for(lambda: len(message.edits) >= 2)
+    message = await process.watching(fake, "crash", edits=2)
     code, _ = await process.signal_and_wait(signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert not is_done(message)
@@ -201,13 +185,7 @@ async def test_sigterm_stops_the_bot_cleanly_and_the_watch_resumes_later(
 ) -> None:
     relay.add_task("docker-stop", long_running("docker-stop", polls=6))
     process = BotProcess(fake, relay, database)
-    await process.start()
-    await fake.wait_ready(timeout=30)
-    interaction = await fake.interact(options={"task_id": "docker-stop"})
-    await interaction.wait_callback()
-    message = fake.message_for(interaction)
-    assert message is not None
-    await fake.wait_for(lambda: len(message.edits) >= 2)
+    message = await process.watching(fake, "docker-stop", edits=2)
 
     code, output = await process.signal_and_wait(signal.SIGTERM)
     assert code == 0, output
@@ -215,7 +193,7 @@ async def test_sigterm_stops_the_bot_cleanly_and_the_watch_resumes_later(
     assert "Traceback" not in output
     assert FAKE_BOT_TOKEN not in output
     assert (relay.api_key or "-") not in output
-    assert interaction.token not in output
+    assert all(i.token not in output for i in fake.interactions.values())
 
     async with running_bot(fake, bot_settings(relay, database)) as bot:
         await fake.wait_for(lambda: is_done(message))

@@ -6,7 +6,6 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,24 +28,6 @@ from tests.kit.payloads import (
 
 STATUS_LINE = re.compile(r"\*\*Status:\*\* ([^\n]+)")
 TOKEN_LIFETIME = timedelta(minutes=15)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with fake.patch_discord():
-            yield fake
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[FakeRelay]:
-    async with FakeRelay() as relay:
-        yield relay
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "watches.sqlite3"
 
 
 def shown_status(payload: dict[str, Any]) -> str | None:

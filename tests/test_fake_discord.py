@@ -81,13 +81,6 @@ class KitBot(commands.Bot):
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
-        with fake.patch_discord():
-            yield fake
-
-
-@pytest.fixture
 async def bot(fake: FakeDiscord) -> AsyncIterator[KitBot]:
     bot = KitBot(fake.guild_id)
     async with fake.running(bot):
