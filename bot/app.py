@@ -39,7 +39,7 @@ class SunoBot(commands.Bot):
         self.tracker = Tracker(
             source=relay,
             store=store,
-            editor=MessageEditor(self.http),
+            editor=MessageEditor(self),
             poll_interval=settings.poll_interval_seconds,
             watch_timeout=settings.watch_timeout_seconds,
             batch_size=settings.suno_batch_size,

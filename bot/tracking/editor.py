@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from enum import Enum
 from typing import Any, Protocol
 
 import aiohttp
 import discord
 from discord.http import Route, handle_message_parameters
+from discord.webhook.async_ import async_context
 
 log = logging.getLogger(__name__)
 
@@ -71,21 +73,28 @@ def classify(error: Exception) -> EditResult:
 
 
 class MessageEditor:
-    """Sends one rendered message to Discord over the bot's own rate-limited HTTP client."""
+    """Sends one rendered message to Discord with the bot's own HTTP session and rate limits."""
 
-    def __init__(self, http: discord.http.HTTPClient) -> None:
-        self._http = http
+    def __init__(self, client: discord.Client) -> None:
+        self._client = client
 
     async def edit_original(
         self, application_id: int, token: str, message: MessageContent
     ) -> EditResult:
-        route = Route(
-            "PATCH",
-            "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
-            webhook_id=application_id,
-            webhook_token=token,
+        # Through discord.py's interaction webhook adapter, as Interaction.edit_original_response
+        # does: the bot's HTTPClient keeps one rate-limit bucket per token and rescans them all
+        # for each new one, which made ten thousand watches cost minutes of CPU.
+        webhook = discord.Webhook.partial(application_id, token, client=self._client)
+        http = self._client.http
+        request = async_context.get().edit_original_interaction_response(
+            application_id,
+            token,
+            session=webhook.session,
+            proxy=http.proxy,
+            proxy_auth=http.proxy_auth,
+            payload=_payload(message),
         )
-        return await self._send(route, message, via="interaction")
+        return await self._attempt(request, via="interaction")
 
     async def edit_channel_message(
         self, channel_id: int, message_id: int, message: MessageContent
@@ -99,8 +108,12 @@ class MessageEditor:
         return await self._send(route, message, via="channel")
 
     async def _send(self, route: Route, message: MessageContent, *, via: str) -> EditResult:
+        request = self._client.http.request(route, json=_payload(message))
+        return await self._attempt(request, via=via)
+
+    async def _attempt(self, request: Awaitable[Any], *, via: str) -> EditResult:
         try:
-            await self._http.request(route, json=_payload(message))
+            await request
         except Exception as exc:
             result = classify(exc)
             log.log(
