@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -73,6 +74,8 @@ def _sorted(rows: list[Row]) -> list[Row]:
 async def _main(args: argparse.Namespace) -> int:
     driver.PROFILE_DIR = args.profile
     chosen = args.only or list(SCENARIOS)
+    # Other work on the machine skews every figure; the load average says whether there was any.
+    load_before = os.getloadavg()
     runs: list[list[Row]] = []
     details: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -96,6 +99,8 @@ async def _main(args: argparse.Namespace) -> int:
         "runs": args.runs,
         "scenarios": chosen,
         "seconds": round(time.monotonic() - started, 1),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
     }
     write_results(args.out, config=config, runs=runs, details=details, result=result)
     args.out.with_suffix(".md").write_text(markdown_table(result) + "\n")
