@@ -1,11 +1,11 @@
-"""The durable record of watches, kept in SQLite so they survive restarts and crashes."""
+"""Keeps the bot's watches in one SQLite file, so they survive restarts and crashes."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -52,7 +52,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-# Column order is the order `_watch_from_row` reads.
 _SELECT_ACTIVE = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
@@ -159,11 +158,6 @@ class SqliteWatchStore(WatchStore):
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self._path = path
-        # One connection means one transaction at a time: a statement from another task must
-        # never land inside a transaction that is still open. Single statements need no lock
-        # of their own (the connection's thread runs them one by one, each committing on its
-        # own); they only wait while a transaction holds this lock.
-        self._lock = asyncio.Lock()
         self._closed = False
 
     @classmethod
@@ -174,6 +168,7 @@ class SqliteWatchStore(WatchStore):
             connection = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
             raise _store_error(path, "open", exc) from exc
+        connection.row_factory = aiosqlite.Row
         store = cls(connection, path)
         try:
             await store._prepare()
@@ -183,17 +178,18 @@ class SqliteWatchStore(WatchStore):
         return store
 
     async def _prepare(self) -> None:
-        try:
+        with self._failures("open"):
             await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Read before anything writes, so a damaged or foreign file is refused untouched.
-            check = [row[0] for row in await self._db.execute_fetchall("PRAGMA quick_check")]
+            rows = await self._db.execute_fetchall("PRAGMA quick_check")
+            check = [row["quick_check"] for row in rows]
             if check != ["ok"]:
                 raise StoreError(
                     f"database file {self._path} is damaged ({'; '.join(check[:3])}); "
                     "move it aside or restore a backup, then start again"
                 )
             mode = await self._db.execute_fetchall("PRAGMA journal_mode = WAL")
-            if [row[0].lower() for row in mode] != ["wal"]:
+            if [row["journal_mode"].lower() for row in mode] != ["wal"]:
                 raise StoreError(
                     f"database file {self._path} cannot use write-ahead logging; keep it on "
                     "a local filesystem (not a network share)"
@@ -204,8 +200,6 @@ class SqliteWatchStore(WatchStore):
             await self._db.execute("PRAGMA synchronous = NORMAL")
             await self._db.execute("PRAGMA foreign_keys = ON")
             await self._migrate()
-        except sqlite3.Error as exc:
-            raise _store_error(self._path, "open", exc) from exc
 
     async def _migrate(self) -> None:
         # One step per transaction, re-reading the version each time, so two processes that
@@ -230,13 +224,13 @@ class SqliteWatchStore(WatchStore):
 
     async def _user_version(self) -> int:
         rows = list(await self._db.execute_fetchall("PRAGMA user_version"))
-        return int(rows[0][0])
+        return int(rows[0]["user_version"])
 
     async def _refuse_foreign_tables(self) -> None:
         rows = await self._db.execute_fetchall(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
-        names = sorted(str(row[0]) for row in rows)
+        names = sorted(str(row["name"]) for row in rows)
         if names:
             raise StoreError(
                 f"database file {self._path} already holds tables that are not the bot's "
@@ -245,36 +239,32 @@ class SqliteWatchStore(WatchStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
+        # Only migrations use a transaction, and they run inside `open()` before the store is
+        # handed to anyone, so no other task's statement can land inside one. Every statement
+        # after that is a transaction of its own, run one by one by the connection's thread.
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first
         # cannot wait for the lock when another connection writes in between.
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                await self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
-                raise
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
 
-    @asynccontextmanager
-    async def _guard(self, action: str) -> AsyncIterator[None]:
-        # Taking the lock for every statement made each write wait a thread round trip for the
-        # one before it: under a burst of commands the store managed ~1 000 writes a second and
-        # interaction callbacks queued behind them for hundreds of milliseconds.
-        if self._lock.locked():
-            async with self._lock:
-                pass  # a transaction (or close) is under way: start after it
-        # No await between here and the caller's statement reaching the connection's queue,
-        # so no transaction can open in between.
+    @contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        """SQLite errors inside become a StoreError saying what could not be done."""
         try:
             yield
         except sqlite3.Error as exc:
             raise _store_error(self._path, action, exc) from exc
 
     async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
-        async with self._guard(action), self._db.execute(sql, parameters) as cursor:
-            return cursor.rowcount
+        with self._failures(action):
+            async with self._db.execute(sql, parameters) as cursor:
+                return cursor.rowcount
 
     async def _require(self, watch_id: int) -> None:
         rows = await self._db.execute_fetchall("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
@@ -286,7 +276,7 @@ class SqliteWatchStore(WatchStore):
         stamp = now.timestamp()
         expires = _to_unix(watch.token_expires_at, "token_expires_at")
         deadline = _to_unix(watch.deadline_at, "deadline_at")
-        async with self._guard("record a new watch"):
+        with self._failures("record a new watch"):
             rows = list(
                 await self._db.execute_fetchall(
                     """
@@ -317,7 +307,7 @@ class SqliteWatchStore(WatchStore):
             )
         moment = _from_unix(stamp)
         return Watch(
-            id=int(rows[0][0]),
+            id=int(rows[0]["id"]),
             task_id=watch.task_id,
             application_id=watch.application_id,
             guild_id=watch.guild_id,
@@ -356,7 +346,7 @@ class SqliteWatchStore(WatchStore):
         self, watch_id: int, action: str, sql: str, parameters: Sequence[Any]
     ) -> None:
         # RETURNING reads the changed rows in the statement's own round trip to the thread.
-        async with self._guard(action):
+        with self._failures(action):
             changed = list(await self._db.execute_fetchall(f"{sql} RETURNING id", parameters))
             if not changed:
                 await self._require(watch_id)
@@ -374,7 +364,7 @@ class SqliteWatchStore(WatchStore):
         )
 
     async def active(self) -> list[Watch]:
-        async with self._guard("read the active watches"):
+        with self._failures("read the active watches"):
             rows = await self._db.execute_fetchall(_SELECT_ACTIVE)
         return [_watch_from_row(row) for row in rows]
 
@@ -394,11 +384,11 @@ class SqliteWatchStore(WatchStore):
         )
 
     async def get_meta(self, key: str) -> str | None:
-        async with self._guard("read a setting"):
+        with self._failures("read a setting"):
             rows = list(
                 await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
             )
-        return str(rows[0][0]) if rows else None
+        return str(rows[0]["value"]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._update(
@@ -409,11 +399,10 @@ class SqliteWatchStore(WatchStore):
         )
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            await self._db.close()
+        if self._closed:
+            return
+        self._closed = True
+        await self._db.close()
 
 
 def _prepare_location(path: Path) -> None:
@@ -446,25 +435,25 @@ def _from_unix(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _watch_from_row(row: Sequence[Any]) -> Watch:
+def _watch_from_row(row: aiosqlite.Row) -> Watch:
     return Watch(
-        id=row[0],
-        task_id=row[1],
-        application_id=row[2],
-        guild_id=row[3],
-        channel_id=row[4],
-        requester_id=row[5],
-        locale=row[6],
-        ephemeral=bool(row[7]),
-        interaction_id=row[8],
-        interaction_token=row[9],
-        token_expires_at=_from_unix(row[10]),
-        deadline_at=_from_unix(row[11]),
-        message_id=row[12],
-        last_fingerprint=row[13],
-        outcome=WatchOutcome(row[14]),
-        created_at=_from_unix(row[15]),
-        updated_at=_from_unix(row[16]),
+        id=row["id"],
+        task_id=row["task_id"],
+        application_id=row["application_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        requester_id=row["requester_id"],
+        locale=row["locale"],
+        ephemeral=bool(row["ephemeral"]),
+        interaction_id=row["interaction_id"],
+        interaction_token=row["interaction_token"],
+        token_expires_at=_from_unix(row["token_expires_at"]),
+        deadline_at=_from_unix(row["deadline_at"]),
+        message_id=row["message_id"],
+        last_fingerprint=row["last_fingerprint"],
+        outcome=WatchOutcome(row["outcome"]),
+        created_at=_from_unix(row["created_at"]),
+        updated_at=_from_unix(row["updated_at"]),
     )
 
 
