@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.suno.models import safe_url
+from bot.safety import safe_url
 
 _SECRET_FIELDS = frozenset({"DISCORD_TOKEN", "SUNO_API_KEY"})
 

@@ -42,10 +42,6 @@ class Catalog:
             messages[file.stem] = data
         return cls(messages)
 
-    @property
-    def locales(self) -> frozenset[str]:
-        return frozenset(self._messages)
-
     def keys(self, locale: str = FALLBACK_LANGUAGE) -> frozenset[str]:
         return frozenset(self._messages.get(_normalize(locale), {}))
 

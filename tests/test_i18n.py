@@ -15,7 +15,8 @@ from bot.render import Notice
 from bot.suno import errors
 from bot.suno.models import ClipState, TaskStatus
 
-LOCALES_DIR = Path(bot.render.__file__).resolve().parent / "locales"
+LOCALES_DIR = Path(bot.__file__).resolve().parent / "locales"
+RENDER_DIR = Path(bot.render.__file__).resolve().parent
 
 
 def write_catalogs(directory: Path, **catalogs: dict[str, str]) -> Path:
@@ -152,7 +153,7 @@ _KEY_LITERAL = re.compile(
 
 
 def keys_render_can_ask_for() -> set[str]:
-    source = Path(bot.render.__file__).read_text(encoding="utf-8")
+    source = "\n".join(path.read_text(encoding="utf-8") for path in RENDER_DIR.glob("*.py"))
     keys = set(_KEY_LITERAL.findall(source))
     keys |= {f"status.{status.value}" for status in TaskStatus}
     keys |= {f"stage.{status.value}" for status in bot.render.STAGES}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.safety import safe_url
 from bot.suno.models import (
     Clip,
     ClipState,
@@ -19,7 +20,6 @@ from bot.suno.models import (
     TaskStatus,
     envelope_from,
     media_url,
-    safe_url,
     task_from,
     task_from_data,
     tasks_from_data,

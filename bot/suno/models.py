@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
+
+from bot.safety import safe_url
 
 
 class TaskStatus(StrEnum):
@@ -84,10 +85,6 @@ _CLIP_STATE_WORDS: dict[str, ClipState] = {
 _SUCCESS_CODES = frozenset({"success", "ok", "1", "200", "0000"})
 # Above this a timestamp cannot be seconds (year 5138), so it is milliseconds.
 _MILLISECONDS_THRESHOLD = 100_000_000_000
-_MAX_URL_LENGTH = 2048
-# Characters a URL may not carry unencoded; Discord refuses such URLs (and one bad URL
-# fails a whole message edit).
-_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\\{}|^\x00-\x1f\x7f]")
 # File names Suno puts in place of a missing file, e.g. https://cdn1.suno.ai/None.mp3.
 _PLACEHOLDER_STEMS = frozenset({"none", "null", "undefined", "nan"})
 # Keys only a task object carries (a clip or a lyrics object also has `status`).
@@ -117,23 +114,6 @@ def _clip_state_from(raw: str | None) -> ClipState | None:
     if not raw:
         return None
     return _CLIP_STATE_WORDS.get(raw.strip().lower())
-
-
-def safe_url(value: object) -> str | None:
-    """The URL if it is an absolute http(s) URL that is safe to put in an embed or a button."""
-    if not isinstance(value, str):
-        return None
-    url = value.strip()
-    if not url or len(url) > _MAX_URL_LENGTH or _UNSAFE_URL_CHARS.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on an out-of-range or non-numeric port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
 
 
 def _is_placeholder_media(url: str) -> bool:
@@ -216,7 +196,6 @@ def _as_mapping(value: Any) -> dict[str, Any] | None:
 Text = Annotated[str | None, BeforeValidator(_as_text)]
 Number = Annotated[float | None, BeforeValidator(_as_number)]
 Timestamp = Annotated[datetime | None, BeforeValidator(_as_timestamp)]
-AnyMapping = Annotated[dict[str, Any] | None, BeforeValidator(_as_mapping)]
 
 
 class _Raw(BaseModel):
@@ -234,10 +213,6 @@ class _RawMetadata(_Raw):
     duration: Number = None
     error_type: Text = None
     error_message: Text = None
-
-
-def _as_metadata(value: Any) -> Any:
-    return value if isinstance(value, dict) else None
 
 
 class _RawClip(_Raw):
@@ -259,7 +234,7 @@ class _RawClip(_Raw):
     image_url: Text = None
     image_large_url: Text = None
     video_url: Text = None
-    metadata: Annotated[_RawMetadata | None, BeforeValidator(_as_metadata)] = None
+    metadata: Annotated[_RawMetadata | None, BeforeValidator(_as_mapping)] = None
 
 
 class _RawTask(_Raw):
