@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 
 REQUIRED = {
     "DISCORD_TOKEN": "discord-secret-token",
@@ -123,3 +123,15 @@ def test_an_empty_guild_id_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_absolute_sqlite_urls_name_absolute_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     set_required(monkeypatch, DATABASE_URL="sqlite:////data/suno-bot.sqlite3")
     assert load_settings().database_path == Path("/data/suno-bot.sqlite3")
+
+
+def test_keyword_overrides_use_the_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, POLL_INTERVAL_SECONDS="7")
+    settings = load_settings(POLL_INTERVAL_SECONDS=2, SUNO_API_KEY="sk-override")
+    assert settings.poll_interval_seconds == 2
+    assert settings.suno_api_key.get_secret_value() == "sk-override"
+
+
+def test_every_variable_says_what_it_expects() -> None:
+    assert {name.upper() for name in Settings.model_fields} == set(ALL_VARIABLES)
+    assert all(field.description for field in Settings.model_fields.values())
