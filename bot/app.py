@@ -10,8 +10,10 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.render import Notice, RenderedMessage, render_error, render_task
 from bot.suno.client import RelayClient
-from bot.tracking.editor import NO_MENTIONS, MessageEditor
+from bot.suno.models import Task
+from bot.tracking.editor import MessageEditor
 from bot.tracking.store import Watch, WatchStore
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
@@ -20,6 +22,23 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.suno",)
 COMMAND_HASH_KEY = "command_tree_hash:global"
+# Every message the bot sends or edits: relay text must never ping anyone.
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+class StatusPresenter:
+    """How a watch's message looks: the renderer, with the bot's watch timeout in its notices."""
+
+    def __init__(self, watch_timeout_seconds: float) -> None:
+        self._timeout_minutes = max(1, round(watch_timeout_seconds / 60))
+
+    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        return render_task(
+            task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+        )
+
+    def error(self, message_key: str, *, locale: str) -> RenderedMessage:
+        return render_error(message_key, locale=locale)
 
 
 class SunoBot(commands.Bot):
@@ -40,8 +59,8 @@ class SunoBot(commands.Bot):
             source=relay,
             store=store,
             editor=MessageEditor(self),
+            presenter=StatusPresenter(settings.watch_timeout_seconds),
             poll_interval=settings.poll_interval_seconds,
-            watch_timeout=settings.watch_timeout_seconds,
             batch_size=settings.suno_batch_size,
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,

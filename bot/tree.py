@@ -10,7 +10,6 @@ from discord import app_commands
 
 from bot.render import render_error
 from bot.suno.errors import RelayError
-from bot.tracking.editor import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.app import SunoBot
@@ -23,13 +22,9 @@ async def reply_error(interaction: discord.Interaction[SunoBot], message_key: st
     message = render_error(message_key, locale=str(interaction.locale))
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(
-                embeds=list(message.embeds), ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await interaction.followup.send(embeds=list(message.embeds), ephemeral=True)
         else:
-            await interaction.response.send_message(
-                embeds=list(message.embeds), ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await interaction.response.send_message(embeds=list(message.embeds), ephemeral=True)
     except discord.HTTPException as exc:
         log.info("could not show an error to the requester: HTTP %s code %s", exc.status, exc.code)
 

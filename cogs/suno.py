@@ -12,11 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import SunoBot
-from bot.render import RenderedMessage, render_error
+from bot.render import RenderedMessage, render_error, render_task
 from bot.suno.errors import RelayError
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
-from bot.tracking.editor import NO_MENTIONS
 from bot.tracking.store import NewWatch, Watch, WatchOutcome
 from bot.tree import reply_error
 
@@ -60,7 +59,6 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
                 embeds=list(rendered.embeds),
                 view=rendered.view() or discord.utils.MISSING,
                 ephemeral=private,
-                allowed_mentions=NO_MENTIONS,
             )
             return
         watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
@@ -69,7 +67,6 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
                 embeds=list(rendered.embeds),
                 view=rendered.view() or discord.utils.MISSING,
                 ephemeral=private,
-                allowed_mentions=NO_MENTIONS,
             )
         except discord.HTTPException:
             # No message was created (the interaction is gone): nothing to keep up to date.
@@ -96,7 +93,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         rendered = self._render(interaction, task)
         try:
             await interaction.edit_original_response(
-                embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
+                embeds=list(rendered.embeds), view=rendered.view()
             )
         except discord.HTTPException as exc:
             # The tracker's next poll shows the task instead; the "thinking" message never stays.
@@ -113,9 +110,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
     ) -> None:
         if private:
             message = render_error(message_key, locale=str(interaction.locale))
-            await interaction.edit_original_response(
-                embeds=list(message.embeds), view=None, allowed_mentions=NO_MENTIONS
-            )
+            await interaction.edit_original_response(embeds=list(message.embeds), view=None)
             return
         # A public "thinking" message cannot become private: replace it with a private note.
         await interaction.delete_original_response()
@@ -133,7 +128,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         self.bot.tracker.add(watch, task=task, poll_now=fingerprint is None)
 
     def _render(self, interaction: Interaction, task: Task) -> RenderedMessage:
-        return self.bot.tracker.render(task, locale=str(interaction.locale))
+        # The first answer never carries a notice, so the watch timeout plays no part here.
+        return render_task(task, locale=str(interaction.locale))
 
     def _new_watch(self, interaction: Interaction, task_id: str, *, private: bool) -> NewWatch:
         now = discord.utils.utcnow()

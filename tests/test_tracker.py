@@ -21,13 +21,15 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from bot.app import StatusPresenter
 from bot.i18n import default_catalog
 from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
 from bot.suno.models import Task, task_from, task_from_data
 from bot.tracking.editor import EditResult
+from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
-from bot.tracking.tracker import TaskSource, Tracker
+from bot.tracking.tracker import Presenter, Tracker
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RecordedRelayRequest, RelayReply
 from tests.kit.payloads import (
     ClipFamily,
@@ -69,6 +71,14 @@ async def until(predicate: Callable[[], bool], what: str, *, within: float = WAI
 async def settle(intervals: int = 5) -> None:
     """Let a few poll intervals pass, for checks that something does not happen."""
     await asyncio.sleep(INTERVAL * intervals)
+
+
+PRESENTER = StatusPresenter(WATCH_TIMEOUT)
+
+
+def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) -> RenderedMessage:
+    """The message a watch of `task` shows, as the bot's presenter renders it."""
+    return PRESENTER.task(task, locale=locale, notice=notice)
 
 
 def text_of(message: RenderedMessage) -> str:
@@ -142,13 +152,14 @@ class Rig:
         batch_size: int = 100,
         token_margin: float = 0.0,
         start: bool = True,
+        presenter: Presenter = PRESENTER,
     ) -> Tracker:
         tracker = Tracker(
             source=source or self.client(),
             store=self.store,
             editor=self.editor,
+            presenter=presenter,
             poll_interval=poll_interval,
-            watch_timeout=WATCH_TIMEOUT,
             batch_size=batch_size,
             token_margin=token_margin,
             can_edit_channel=lambda watch: self.channel_ok(watch),
@@ -209,7 +220,7 @@ class Rig:
         """A stored watch handed to the tracker; with `task`, its message already shows it."""
         fingerprint = None
         if task is not None:
-            fingerprint = tracker.render(task, locale=locale).fingerprint
+            fingerprint = render(task, locale=locale).fingerprint
         watch = await self.stored_watch(task_id, fingerprint=fingerprint, locale=locale, **options)
         tracker.add(watch, task=task)
         return watch
@@ -249,12 +260,12 @@ class Rig:
         return [r for r in self.relay.requests if task_id in r.task_ids]
 
 
-def fingerprints(tracker: Tracker, payloads: Sequence[Payload]) -> list[str]:
-    return [rendered(tracker, payload).fingerprint for payload in payloads]
+def fingerprints(payloads: Sequence[Payload]) -> list[str]:
+    return [rendered(payload).fingerprint for payload in payloads]
 
 
-def rendered(tracker: Tracker, payload: Payload, notice: Notice | None = None) -> RenderedMessage:
-    return tracker.render(task_from_data(payload), locale=LOCALE, notice=notice)
+def rendered(payload: Payload, notice: Notice | None = None) -> RenderedMessage:
+    return render(task_from_data(payload), locale=LOCALE, notice=notice)
 
 
 @pytest.fixture
@@ -283,7 +294,7 @@ async def test_watchers_of_one_task_share_a_single_relay_poll_per_interval(
     rig.relay.add_task(task_id, timeline)
     tracker = rig.tracker(start=False)
     task = await rig.first_answer(task_id)
-    fingerprint = tracker.render(task, locale=LOCALE).fingerprint
+    fingerprint = render(task, locale=LOCALE).fingerprint
     watches = [await rig.stored_watch(task_id, fingerprint=fingerprint) for _ in range(watchers)]
     for watch in watches:
         tracker.add(watch, task=task)
@@ -295,7 +306,7 @@ async def test_watchers_of_one_task_share_a_single_relay_poll_per_interval(
     # polling for themselves would have asked more often than the script has steps.
     polls = rig.requests_for(task_id)[1:]
     assert len(polls) == len(timeline) - 1
-    expected = fingerprints(tracker, timeline[1:])
+    expected = fingerprints(timeline[1:])
     for watch in watches:
         # A busy machine may let a state pass while fifty edits queue: the newest one wins.
         shown = rig.shown(watch)
@@ -316,7 +327,7 @@ async def test_message_is_edited_only_when_what_it_shows_changes(rig: Rig) -> No
     await until(rig.ended(watch), "the watch to finish")
 
     assert rig.relay.fetch_count(task_id) == len(timeline)
-    assert rig.shown(watch) == fingerprints(tracker, [not_start, submitted, in_progress, done])
+    assert rig.shown(watch) == fingerprints([not_start, submitted, in_progress, done])
     assert len(rig.edits(watch)) == 4
 
 
@@ -332,9 +343,9 @@ async def test_music_timeline_ends_on_success_then_finishes_the_watch_and_stops_
 
     await until(rig.ended(watch), "the watch to finish")
 
-    final = rendered(tracker, timeline[-1])
+    final = rendered(timeline[-1])
     assert final.buttons, "the success rendering carries the song links"
-    assert rig.shown(watch) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, final.fingerprint)
     assert tracker.stats().tasks == 0
     polled = rig.relay.request_count(task_id)
@@ -354,9 +365,9 @@ async def test_failure_timeline_ends_on_the_failure_rendering_and_finishes_the_w
 
     await until(rig.ended(watch), "the watch to finish")
 
-    failed = rendered(tracker, timeline[-1])
+    failed = rendered(timeline[-1])
     assert "moderation" in text_of(failed)
-    assert rig.shown(watch) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, failed.fingerprint)
     await settle()
     assert rig.relay.request_count(task_id) == len(timeline)
@@ -396,7 +407,7 @@ async def test_slow_editor_sends_only_the_newest_state_and_never_an_older_one(ri
     rig.editor.gate.set()
     await until(rig.ended(watch), "the watch to finish")
 
-    expected = fingerprints(tracker, timeline)
+    expected = fingerprints(timeline)
     assert rig.shown(watch) == [expected[1], expected[-1]]
 
 
@@ -484,7 +495,7 @@ async def test_relay_without_batch_is_polled_task_by_task_after_one_failed_post(
     assert rig.relay.requests[0] is posts[0]
     assert tracker.stats().batch_mode is False
     for watch in watches:
-        assert rig.shown(watch) == fingerprints(tracker, timelines[watch.task_id])
+        assert rig.shown(watch) == fingerprints(timelines[watch.task_id])
         assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
 
 
@@ -514,7 +525,7 @@ async def test_task_left_out_of_a_batch_is_rechecked_with_one_get_before_it_is_s
         follow_up = next(r for r in requests[index + 1 :] if left_out in r.task_ids)
         assert (follow_up.method, follow_up.task_ids) == ("GET", (left_out,))
     for watch in watches:
-        assert rig.shown(watch) == fingerprints(tracker, timelines[watch.task_id])
+        assert rig.shown(watch) == fingerprints(timelines[watch.task_id])
         assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
     assert tracker.stats().batch_mode is True
 
@@ -535,7 +546,7 @@ async def test_id_unknown_to_the_relay_in_a_batch_ends_as_not_found_while_others
 
     *found, lost = watches
     for watch in found:
-        assert rig.shown(watch)[-1] == rendered(tracker, success(watch.task_id)).fingerprint
+        assert rig.shown(watch)[-1] == rendered(success(watch.task_id)).fingerprint
     not_found = render_error("error.task_not_found", locale=LOCALE).fingerprint
     assert rig.shown(lost) == [not_found]
     assert rig.row(lost.id).outcome is WatchOutcome.FINISHED
@@ -575,9 +586,9 @@ async def test_transient_relay_failures_back_off_show_retrying_and_recover(
     # Exponential backoff: each wait at least doubles, starting at twice the interval.
     for number, gap in enumerate(gaps([*failed, recovered]), start=1):
         assert gap >= INTERVAL * 2**number - EPS
-    retrying = rendered(tracker, timeline[0], Notice.RELAY_RETRYING)
+    retrying = rendered(timeline[0], Notice.RELAY_RETRYING)
     assert notice_text(Notice.RELAY_RETRYING) in text_of(retrying)
-    assert rig.shown(watch) == [retrying.fingerprint, *fingerprints(tracker, timeline[1:])]
+    assert rig.shown(watch) == [retrying.fingerprint, *fingerprints(timeline[1:])]
     notice_edit = rig.edits(watch)[0]
     assert len([r for r in rig.relay.requests[1:] if r.at < notice_edit.mono]) >= 2
     assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
@@ -593,7 +604,7 @@ async def test_one_failed_poll_shows_no_notice(rig: Rig) -> None:
 
     await until(rig.ended(watch), "the watch to finish")
 
-    assert rig.shown(watch) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(watch) == fingerprints(timeline[1:])
 
 
 async def test_retry_after_is_honoured_before_the_next_poll(rig: Rig) -> None:
@@ -613,7 +624,7 @@ async def test_retry_after_is_honoured_before_the_next_poll(rig: Rig) -> None:
     assert refused.status == 503
     # Ten intervals fit in the wait the relay asked for; not one poll was made during it.
     assert next_poll.at - refused.at >= retry_after - EPS
-    assert rig.shown(watch) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(watch) == fingerprints(timeline[1:])
 
 
 async def test_failed_batch_backs_off_every_task_in_it_and_all_recover(rig: Rig) -> None:
@@ -635,8 +646,8 @@ async def test_failed_batch_backs_off_every_task_in_it_and_all_recover(rig: Rig)
     assert posts[1].at - posts[0].at >= 2 * INTERVAL - EPS
     for watch in watches:
         timeline = timelines[watch.task_id]
-        retrying = rendered(tracker, timeline[0], Notice.RELAY_RETRYING).fingerprint
-        assert rig.shown(watch) == [retrying, *fingerprints(tracker, timeline[1:])]
+        retrying = rendered(timeline[0], Notice.RELAY_RETRYING).fingerprint
+        assert rig.shown(watch) == [retrying, *fingerprints(timeline[1:])]
 
 
 async def test_task_the_relay_forgets_mid_watch_ends_with_the_not_found_message(
@@ -673,10 +684,10 @@ async def test_task_missing_twice_then_back_is_watched_to_the_end(rig: Rig) -> N
 
     await until(rig.ended(watch), "the watch to finish")
 
-    assert rig.shown(watch)[-2:] == fingerprints(tracker, [later, success(task_id)])
+    assert rig.shown(watch)[-2:] == fingerprints([later, success(task_id)])
     assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
     # "Not found" is not "unreachable": the message never claimed the relay was down.
-    retrying = rendered(tracker, first, Notice.RELAY_RETRYING).fingerprint
+    retrying = rendered(first, Notice.RELAY_RETRYING).fingerprint
     assert retrying not in rig.shown(watch)
 
 
@@ -694,7 +705,7 @@ async def test_watch_past_its_deadline_says_auto_refresh_stopped_and_is_never_po
 
     await until(rig.ended(watch), "the watch to end")
 
-    stopped = tracker.render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
+    stopped = render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
     assert notice_text(Notice.AUTO_REFRESH_STOPPED) in text_of(stopped)
     assert rig.shown(watch) == [stopped.fingerprint]
     assert rig.row(watch.id) == Row(WatchOutcome.TIMED_OUT, None, stopped.fingerprint)
@@ -711,8 +722,8 @@ async def test_watch_reaching_its_deadline_mid_watch_stops_with_a_last_edit(rig:
 
     await until(rig.ended(watch), "the watch to time out")
 
-    stopped = rendered(tracker, timeline[1], Notice.AUTO_REFRESH_STOPPED)
-    assert rig.shown(watch) == [rendered(tracker, timeline[1]).fingerprint, stopped.fingerprint]
+    stopped = rendered(timeline[1], Notice.AUTO_REFRESH_STOPPED)
+    assert rig.shown(watch) == [rendered(timeline[1]).fingerprint, stopped.fingerprint]
     assert rig.row(watch.id).outcome is WatchOutcome.TIMED_OUT
     assert tracker.stats().tasks == 0
     polled = rig.relay.request_count(task_id)
@@ -820,7 +831,7 @@ async def test_gone_message_ends_its_watch_quietly_while_the_other_watcher_finis
 
     assert [edit.result for edit in rig.edits(deleted)] == [EditResult.GONE]
     assert rig.row(deleted.id).outcome is WatchOutcome.LOST
-    assert rig.shown(kept) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(kept) == fingerprints(timeline[1:])
     assert rig.row(kept.id).outcome is WatchOutcome.FINISHED
 
 
@@ -835,7 +846,7 @@ async def test_edit_answered_retry_is_sent_again_later_and_lands(rig: Rig) -> No
 
     await until(lambda: len(rig.shown(watch)) == 1, "the edit to land")
 
-    latest = rendered(tracker, timeline[1]).fingerprint
+    latest = rendered(timeline[1]).fingerprint
     edits = rig.edits(watch)
     assert [edit.result for edit in edits] == [EditResult.RETRY, EditResult.RETRY, EditResult.OK]
     assert {edit.fingerprint for edit in edits} == {latest}
@@ -849,14 +860,14 @@ async def test_rejected_edit_is_not_sent_again_for_the_same_content(rig: Rig) ->
     rig.relay.add_task(task_id, timeline)
     tracker = rig.tracker()
     watch = await rig.watch(tracker, task_id, task=await rig.first_answer(task_id))
-    refused_fingerprint = rendered(tracker, refused).fingerprint
+    refused_fingerprint = rendered(refused).fingerprint
     rig.editor.answer(EditResult.REJECTED, fingerprint=refused_fingerprint)
 
     await until(rig.ended(watch), "the watch to finish")
 
     assert [(edit.fingerprint, edit.result) for edit in rig.edits(watch)] == [
         (refused_fingerprint, EditResult.REJECTED),
-        (rendered(tracker, success(task_id)).fingerprint, EditResult.OK),
+        (rendered(success(task_id)).fingerprint, EditResult.OK),
     ]
     assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
 
@@ -867,13 +878,12 @@ async def test_rejected_edit_is_not_sent_again_for_the_same_content(rig: Rig) ->
 async def test_resume_takes_up_stored_watches_polls_at_once_and_finishes_them(
     rig: Rig,
 ) -> None:
-    renderer = rig.tracker(start=False)
     for task_id in ("task-resume-a", "task-resume-b", "task-resume-c"):
         rig.relay.add_task(task_id, success(task_id))
-    earlier = rendered(renderer, progress_timeline("task-resume-a", [30])[0]).fingerprint
+    earlier = rendered(progress_timeline("task-resume-a", [30])[0]).fingerprint
     live = await rig.stored_watch("task-resume-a", fingerprint=earlier)
     expired = await rig.stored_watch("task-resume-b", token_in=-60.0)
-    current = rendered(renderer, success("task-resume-c")).fingerprint
+    current = rendered(success("task-resume-c")).fingerprint
     unchanged = await rig.stored_watch("task-resume-c", fingerprint=current)
 
     # A long interval: only the poll made at resume can finish these within the wait.
@@ -888,10 +898,10 @@ async def test_resume_takes_up_stored_watches_polls_at_once_and_finishes_them(
     for task_id in ("task-resume-a", "task-resume-b", "task-resume-c"):
         assert rig.relay.request_count(task_id) == 1
     assert [(e.path, e.fingerprint) for e in rig.edits(live)] == [
-        ("original", rendered(tracker, success("task-resume-a")).fingerprint)
+        ("original", rendered(success("task-resume-a")).fingerprint)
     ]
     assert [(e.path, e.message_id, e.fingerprint) for e in rig.edits(expired)] == [
-        ("channel", expired.message_id, rendered(tracker, success("task-resume-b")).fingerprint)
+        ("channel", expired.message_id, rendered(success("task-resume-b")).fingerprint)
     ]
     assert rig.edits(unchanged) == []
     for watch in (live, expired, unchanged):
@@ -911,7 +921,7 @@ async def test_a_watch_resumed_after_its_deadline_is_polled_once_to_show_where_i
     await until(rig.ended(overdue), "the overdue watch to end")
 
     task = task_from(progress_timeline(task_id, [70])[0])
-    stopped = tracker.render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
+    stopped = render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
     assert rig.shown(overdue) == [stopped.fingerprint]
     assert rig.row(overdue.id).outcome is WatchOutcome.TIMED_OUT
     assert rig.relay.request_count(task_id) == 1
@@ -920,11 +930,14 @@ async def test_a_watch_resumed_after_its_deadline_is_polled_once_to_show_where_i
 # --- lifecycle and failures inside the tracker ----------------------------------------------------
 
 
+TRACKING_CLASSES = ("Tracker.", "Poller.", "MessageUpdater.")
+
+
 def tracker_tasks() -> list[asyncio.Task[Any]]:
     return [
         task
         for task in asyncio.all_tasks()
-        if getattr(task.get_coro(), "__qualname__", "").startswith("Tracker.")
+        if getattr(task.get_coro(), "__qualname__", "").startswith(TRACKING_CLASSES)
     ]
 
 
@@ -958,20 +971,19 @@ async def test_close_cancels_polls_and_edits_promptly_and_leaves_no_task_behind(
 
 
 async def test_render_failure_for_one_watch_does_not_stop_the_others(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig,
 ) -> None:
     task_ids = ["task-render-a", "task-render-b", "task-render-c"]
     for task_id in task_ids:
         rig.relay.add_task(task_id, music_timeline(task_id))
-    tracker = rig.tracker(start=False)
-    render = tracker.render
 
-    def faulty(task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
-        if locale == "xx-broken":
-            raise RuntimeError("render failed")
-        return render(task, locale=locale, notice=notice)
+    class Faulty(StatusPresenter):
+        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+            if locale == "xx-broken":
+                raise RuntimeError("render failed")
+            return super().task(task, locale=locale, notice=notice)
 
-    monkeypatch.setattr(tracker, "render", faulty)
+    tracker = rig.tracker(start=False, presenter=Faulty(WATCH_TIMEOUT))
     broken = await rig.stored_watch(task_ids[0], locale="xx-broken")
     healthy = [await rig.stored_watch(task_id) for task_id in task_ids]
     tracker.add(broken, task=None)
@@ -991,20 +1003,19 @@ async def test_render_failure_for_one_watch_does_not_stop_the_others(
 
 
 async def test_render_failure_at_a_deadline_does_not_stop_polling(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig,
 ) -> None:
     overdue, running = "task-render-overdue", "task-render-running"
     rig.relay.add_task(overdue, progress_timeline(overdue, [10]))
     rig.relay.add_task(running, music_timeline(running))
-    tracker = rig.tracker(start=False)
-    render = tracker.render
 
-    def faulty(task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
-        if notice is Notice.AUTO_REFRESH_STOPPED:
-            raise RuntimeError("render failed")
-        return render(task, locale=locale, notice=notice)
+    class Faulty(StatusPresenter):
+        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+            if notice is Notice.AUTO_REFRESH_STOPPED:
+                raise RuntimeError("render failed")
+            return super().task(task, locale=locale, notice=notice)
 
-    monkeypatch.setattr(tracker, "render", faulty)
+    tracker = rig.tracker(start=False, presenter=Faulty(WATCH_TIMEOUT))
     late = await rig.watch(tracker, overdue, task=await rig.first_answer(overdue), deadline_in=-1.0)
     watch = await rig.watch(tracker, running)
     tracker.start()
@@ -1025,7 +1036,7 @@ async def test_editor_exception_is_retried_and_the_watch_still_finishes(rig: Rig
     flaky = await rig.watch(tracker, task_id, task=task)
     steady = await rig.watch(tracker, task_id, task=task)
     assert flaky.interaction_token is not None
-    final = rendered(tracker, timeline[-1]).fingerprint
+    final = rendered(timeline[-1]).fingerprint
     rig.editor.answer(
         RuntimeError("editor failed"), token=flaky.interaction_token, fingerprint=final, times=1
     )
@@ -1035,7 +1046,7 @@ async def test_editor_exception_is_retried_and_the_watch_still_finishes(rig: Rig
 
     assert rig.shown(flaky)[-1] == final
     assert [e.fingerprint for e in rig.edits(flaky)].count(final) == 2
-    assert rig.shown(steady) == fingerprints(tracker, timeline[1:])
+    assert rig.shown(steady) == fingerprints(timeline[1:])
     for watch in (flaky, steady):
         assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
     assert tracker.stats().tasks == 0
@@ -1083,7 +1094,7 @@ async def test_unexpected_source_exception_backs_off_and_polling_goes_on(
     assert second - first >= 2 * INTERVAL - EPS
     assert third - second >= 4 * INTERVAL - EPS
     for watch in watches:
-        assert rig.shown(watch)[-1] == rendered(tracker, success(watch.task_id)).fingerprint
+        assert rig.shown(watch)[-1] == rendered(success(watch.task_id)).fingerprint
 
 
 async def test_failing_channel_check_leaves_the_edit_to_discord_and_stops_nothing(
@@ -1108,7 +1119,7 @@ async def test_failing_channel_check_leaves_the_edit_to_discord_and_stops_nothin
     await until(rig.ended(switched, watch), "both watches to finish")
 
     for finished in (switched, watch):
-        final = rendered(tracker, success(finished.task_id)).fingerprint
+        final = rendered(success(finished.task_id)).fingerprint
         assert rig.shown(finished)[-1] == final
         assert rig.row(finished.id).outcome is WatchOutcome.FINISHED
     assert {edit.path for edit in rig.edits(switched)} == {"channel"}
@@ -1139,7 +1150,7 @@ async def test_store_failure_while_recording_an_edit_does_not_stop_the_watch(
         rig.relay.add_task(task_id, timeline)
         tracker = rig.tracker()
         watch = await rig.watch(tracker, task_id, task=await rig.first_answer(task_id))
-        shown = fingerprints(tracker, timeline[1:])
+        shown = fingerprints(timeline[1:])
         store.refused = shown[-1]
 
         await until(rig.ended(watch), "the watch to finish")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, cast
 
 import aiohttp
 import discord
-from discord.http import Route, handle_message_parameters
-from discord.webhook.async_ import async_context
 
 log = logging.getLogger(__name__)
 
-NO_MENTIONS = discord.AllowedMentions.none()
+# Discord's documented name for an interaction's original response in the webhook message
+# routes ("Edit Original Interaction Response"); discord.py types message ids as int.
+ORIGINAL_RESPONSE: Final = cast(int, "@original")
 
 # Discord JSON error codes that mean "this message can no longer be edited by us".
 _GONE_CODES = frozenset(
@@ -47,16 +47,6 @@ class MessageContent(Protocol):
     def view(self) -> discord.ui.View | None: ...
 
 
-def _payload(message: MessageContent) -> dict[str, Any]:
-    with handle_message_parameters(
-        content=None,
-        embeds=list(message.embeds),
-        view=message.view(),
-        allowed_mentions=NO_MENTIONS,
-    ) as params:
-        return dict(params.payload or {})
-
-
 def classify(error: Exception) -> EditResult:
     """What an edit failure means for the watch that made it."""
     if isinstance(error, discord.HTTPException):
@@ -73,7 +63,10 @@ def classify(error: Exception) -> EditResult:
 
 
 class MessageEditor:
-    """Sends one rendered message to Discord with the bot's own HTTP session and rate limits."""
+    """Sends one rendered message to Discord through discord.py's public edit calls.
+
+    The bot-wide `allowed_mentions` applies to every edit; nothing here can make one ping.
+    """
 
     def __init__(self, client: discord.Client) -> None:
         self._client = client
@@ -81,35 +74,23 @@ class MessageEditor:
     async def edit_original(
         self, application_id: int, token: str, message: MessageContent
     ) -> EditResult:
-        # Through discord.py's interaction webhook adapter, as Interaction.edit_original_response
-        # does: the bot's HTTPClient keeps one rate-limit bucket per token and rescans them all
-        # for each new one, which made ten thousand watches cost minutes of CPU.
+        # Through the interaction's webhook, as Interaction.edit_original_response does: the
+        # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
+        # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
-        http = self._client.http
-        request = async_context.get().edit_original_interaction_response(
-            application_id,
-            token,
-            session=webhook.session,
-            proxy=http.proxy,
-            proxy_auth=http.proxy_auth,
-            payload=_payload(message),
+        request = webhook.edit_message(
+            ORIGINAL_RESPONSE, embeds=list(message.embeds), view=message.view()
         )
         return await self._attempt(request, via="interaction")
 
     async def edit_channel_message(
         self, channel_id: int, message_id: int, message: MessageContent
     ) -> EditResult:
-        route = Route(
-            "PATCH",
-            "/channels/{channel_id}/messages/{message_id}",
-            channel_id=channel_id,
-            message_id=message_id,
+        channel = self._client.get_partial_messageable(channel_id)
+        request = channel.get_partial_message(message_id).edit(
+            embeds=list(message.embeds), view=message.view()
         )
-        return await self._send(route, message, via="channel")
-
-    async def _send(self, route: Route, message: MessageContent, *, via: str) -> EditResult:
-        request = self._client.http.request(route, json=_payload(message))
-        return await self._attempt(request, via=via)
+        return await self._attempt(request, via="channel")
 
     async def _attempt(self, request: Awaitable[Any], *, via: str) -> EditResult:
         try:

@@ -1,0 +1,235 @@
+"""Keeps one watch's message showing the newest state: latest-wins edits, token then channel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Protocol
+
+from bot.tracking.clock import Clock, on_monotonic
+from bot.tracking.editor import EditResult, MessageContent
+from bot.tracking.policy import PollPolicy
+from bot.tracking.store import Watch, WatchOutcome, WatchStore
+
+log = logging.getLogger(__name__)
+
+
+class Message(MessageContent, Protocol):
+    """A rendered message; equal fingerprints mean a user would see the same thing."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+
+class Editor(Protocol):
+    async def edit_original(
+        self, application_id: int, token: str, message: MessageContent
+    ) -> EditResult: ...
+
+    async def edit_channel_message(
+        self, channel_id: int, message_id: int, message: MessageContent
+    ) -> EditResult: ...
+
+
+class MessageUpdater:
+    """One watch's message: queues the newest state, sends it by the route that still works,
+    and turns Discord's answers into the watch's outcome.
+
+    While an edit is in flight only the newest state waits behind it. The interaction token
+    is used until shortly before it expires, then the bot's own channel edit takes over.
+    """
+
+    def __init__(
+        self,
+        watch: Watch,
+        *,
+        editor: Editor,
+        store: WatchStore,
+        policy: PollPolicy,
+        clock: Clock,
+        slots: asyncio.Semaphore,
+        token_margin: float,
+        can_edit_channel: Callable[[Watch], bool],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        on_end: Callable[[MessageUpdater], None],
+    ) -> None:
+        self.watch = watch
+        self._editor = editor
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+        self._slots = slots
+        self._can_edit_channel = can_edit_channel
+        self._spawn = spawn
+        self._on_end = on_end
+        self._token = watch.interaction_token
+        self._message_id = watch.message_id
+        self._fingerprint = watch.last_fingerprint
+        # Monotonic times, converted once: every tick compares them.
+        self.deadline = on_monotonic(clock, watch.deadline_at)  # auto-refresh stops
+        self._token_expires = on_monotonic(clock, watch.token_expires_at)
+        self._switch_at = self._token_expires - token_margin  # the token is no longer used
+        self._pending: Message | None = None
+        # What the newest message was made from: the same source again is skipped unrendered.
+        self._source: Hashable | None = None
+        self.outcome: WatchOutcome | None = None  # set once the pending edit is the last one
+        self._editing = False
+        self._ended = False
+
+    @property
+    def id(self) -> int:
+        return self.watch.id
+
+    @property
+    def live(self) -> bool:
+        """Still following its task: no last edit has been decided."""
+        return self.outcome is None
+
+    @property
+    def shows_anything(self) -> bool:
+        """Whether the message has been rendered at least once (it is not a bare "thinking")."""
+        return self._fingerprint is not None
+
+    def next_deadline(self) -> float:
+        """When this watch next needs the tracker without a poll (monotonic)."""
+        # Runs for every watch on every tick, so it only compares numbers: whether the
+        # channel route exists (Discord's permission cache, ~20 µs) is asked once, at the switch.
+        if self._token is not None:
+            return min(self.deadline, self._switch_at)
+        return self.deadline
+
+    def past_token_switch(self, now: float) -> bool:
+        return self._token is not None and now >= self._switch_at
+
+    def switch_to_channel(self) -> bool:
+        """Stops using the interaction token; False when no other route can edit the message."""
+        if not self._has_channel_route():
+            return False
+        self._token = None
+        return True
+
+    def shows_source(self, source: Hashable) -> bool:
+        return self._source == source
+
+    def update(self, message: Message, *, source: Hashable | None = None) -> None:
+        """Makes `message` the next state to send; `source` is what it was made from."""
+        self._pending = message
+        self._source = source
+        self._ensure_draining()
+
+    def conclude(self, outcome: WatchOutcome) -> None:
+        """The queued state is the last: once it is sent the watch ends with `outcome`."""
+        if self.outcome is None:
+            self.outcome = outcome
+        self._ensure_draining()
+
+    def _ensure_draining(self) -> None:
+        if not self._editing and not self._ended:
+            self._editing = True
+            self._spawn(self._drain())
+
+    async def _drain(self) -> None:
+        retries = 0
+        try:
+            while not self._ended:
+                message = self._take()
+                if message is None:
+                    if self.outcome is not None:
+                        await self._end(self.outcome)
+                    return
+                async with self._slots:
+                    if self._pending is not None:
+                        # A newer state arrived while this edit waited for its turn: send that,
+                        # or nothing if the message already shows it.
+                        newer = self._take()
+                        if newer is None:
+                            continue
+                        message = newer
+                    result = await self._send(message)
+                retries = await self._after(message, result, retries)
+        finally:
+            self._editing = False
+
+    def _take(self) -> Message | None:
+        """The pending state, unless the message already shows it."""
+        message, self._pending = self._pending, None
+        if message is None or message.fingerprint == self._fingerprint:
+            return None
+        return message
+
+    async def _send(self, message: Message) -> EditResult:
+        try:
+            return await self._edit(message)
+        except Exception:
+            log.exception("edit of watch %s failed unexpectedly", self.id)
+            return EditResult.RETRY
+
+    async def _after(self, message: Message, result: EditResult, retries: int) -> int:
+        """Acts on Discord's answer to one edit; returns the retry count that follows."""
+        if result is EditResult.OK:
+            self._fingerprint = message.fingerprint
+            await self._remember(message.fingerprint)
+            return 0
+        if result is EditResult.GONE:
+            await self._end(WatchOutcome.LOST)
+        elif result is EditResult.REJECTED:
+            # The same body would be refused again; remember it so it is not resent.
+            self._fingerprint = message.fingerprint
+        elif self._policy.retries_edit(retries):
+            if self._pending is None:
+                self._pending = message
+            await asyncio.sleep(self._policy.backoff(retries + 1))
+            return retries + 1
+        else:
+            log.warning("giving up on the message of watch %s", self.id)
+            await self._end(WatchOutcome.LOST)
+        return retries
+
+    async def _remember(self, fingerprint: str) -> None:
+        try:
+            await self._store.set_fingerprint(self.id, fingerprint)
+        except Exception:
+            # The message is right; after a restart it may only be edited once more than needed.
+            log.exception("could not record what the message of watch %s shows", self.id)
+
+    def _has_channel_route(self) -> bool:
+        """Whether the bot token can edit the message once the interaction token is gone."""
+        if self._message_id is None or self.watch.channel_id is None:
+            return False
+        try:
+            return self._can_edit_channel(self.watch)
+        except Exception:
+            # Unsure: let Discord's answer to the channel edit decide, as for an uncached channel.
+            log.exception("could not tell whether watch %s can edit its channel", self.id)
+            return True
+
+    def _token_usable(self) -> bool:
+        now = self._clock.monotonic()
+        if now < self._switch_at:
+            return True
+        # Without a channel route the token is the only way to say that updates ended;
+        # Discord takes it until the interaction expires.
+        return now < self._token_expires and not self._has_channel_route()
+
+    async def _edit(self, message: Message) -> EditResult:
+        watch = self.watch
+        if self._token is not None and self._token_usable():
+            result = await self._editor.edit_original(watch.application_id, self._token, message)
+            if result is not EditResult.TOKEN_DEAD:
+                return result
+            log.info("interaction token of watch %s no longer works", watch.id)
+        # Past this point the token is never used again, even if the channel path fails too.
+        self._token = None
+        channel_id, message_id = watch.channel_id, self._message_id
+        if channel_id is not None and message_id is not None and self._has_channel_route():
+            return await self._editor.edit_channel_message(channel_id, message_id, message)
+        return EditResult.GONE
+
+    async def _end(self, outcome: WatchOutcome) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._on_end(self)
+        await self._store.finish(self.id, outcome)
+        log.debug("watch %s ended: %s", self.id, outcome.value)
