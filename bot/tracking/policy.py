@@ -44,7 +44,8 @@ class PollPolicy:
 
     def backoff(self, attempts: int) -> float:
         """The wait before try number `attempts` + 1 of something that failed `attempts` times."""
-        return min(self.interval * 2.0**attempts, MAX_BACKOFF_SECONDS)
+        # The exponent is bounded so a task failing for days cannot overflow the float.
+        return min(self.interval * 2.0 ** min(attempts, 64), MAX_BACKOFF_SECONDS)
 
     def next_poll(self, started: float) -> float:
         """After an answer: one interval after the poll started, so tasks polled together
