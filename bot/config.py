@@ -17,9 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.safety import safe_url
 
-_SECRET_FIELDS = frozenset({"DISCORD_TOKEN", "SUNO_API_KEY"})
-
-
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names it and never holds a secret."""
 
