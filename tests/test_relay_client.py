@@ -203,6 +203,138 @@ async def test_fetch_follows_a_task_through_its_timeline(
     ]
 
 
+async def test_fetch_of_an_empty_success_envelope_is_the_task_not_started_yet(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.add_task(SEED_TASK, RelayReply(body={"code": "success", "message": "", "data": None}))
+
+    task = await client.fetch(f" {SEED_TASK} ")
+
+    assert task.task_id == SEED_TASK
+    assert task.status is TaskStatus.NOT_START
+    assert not task.is_terminal
+    assert task.clips == ()
+
+
+# --- a relay that answers with another task -----------------------------------------------
+
+OTHER_TASK = "7c0e5b8e-41d2-4f55-9a3c-2d9f1e6b8a14"
+
+
+async def test_fetch_refuses_a_task_whose_id_is_not_the_one_asked_for(
+    relay: FakeRelay, client: RelayClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.suno.client")
+    relay.add_task(SEED_TASK, music_timeline(OTHER_TASK)[-1])
+
+    with pytest.raises(RelayProtocolError) as caught:
+        await client.fetch(SEED_TASK)
+
+    assert caught.value.transient
+    assert caught.value.status == 200
+    assert SEED_TASK in str(caught.value) and OTHER_TASK in str(caught.value)
+    assert SEED_TASK in caplog.text and OTHER_TASK in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answered", "accepted"),
+    [
+        (SEED_TASK, True),
+        (f"  {SEED_TASK}\n", True),
+        (SEED_TASK.upper(), False),
+        (SEED_TASK + "_1", False),
+        (SEED_TASK[:-1], False),
+    ],
+)
+async def test_fetch_compares_the_answered_id_exactly_after_trimming(
+    relay: FakeRelay, client: RelayClient, answered: str, accepted: bool
+) -> None:
+    relay.add_task(SEED_TASK, task_payload(answered, "QUEUED"))
+
+    if accepted:
+        assert (await client.fetch(SEED_TASK)).task_id == SEED_TASK
+    else:
+        with pytest.raises(RelayProtocolError):
+            await client.fetch(SEED_TASK)
+
+
+async def test_fetch_of_a_numeric_id_accepts_the_id_sent_as_a_number(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.add_task("1234567", {**task_payload("x", "QUEUED"), "task_id": 1234567})
+
+    assert (await client.fetch("1234567")).task_id == "1234567"
+
+
+@pytest.mark.parametrize("absent", ["empty", "blank", "missing", "null"])
+async def test_fetch_takes_an_answer_without_a_task_id_as_the_requested_task(
+    relay: FakeRelay, client: RelayClient, absent: str
+) -> None:
+    payload = music_timeline(SEED_TASK)[-1]
+    if absent == "missing":
+        del payload["task_id"]
+    else:
+        payload["task_id"] = {"empty": "", "blank": "   ", "null": None}[absent]
+    relay.add_task(SEED_TASK, RelayReply(body=envelope(payload)))
+
+    task = await client.fetch(SEED_TASK)
+
+    assert task.task_id == SEED_TASK
+    assert task.status is TaskStatus.SUCCESS
+    assert [clip.id for clip in task.clips] == clip_ids_for(SEED_TASK)
+
+
+async def test_fetch_many_drops_a_task_nobody_asked_for_and_logs_both_ids(
+    relay: FakeRelay, client: RelayClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.suno.client")
+    relay.add_task("a-1", task_payload("a-1", "QUEUED"))
+    relay.add_task(SEED_TASK, music_timeline(OTHER_TASK)[-1])
+
+    tasks = await client.fetch_many(["a-1", SEED_TASK])
+
+    assert [task.task_id for task in tasks] == ["a-1"]
+    assert SEED_TASK in caplog.text and OTHER_TASK in caplog.text
+
+
+async def test_the_single_fetch_after_a_batch_refuses_the_other_task_too(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.add_task(SEED_TASK, music_timeline(OTHER_TASK)[-1])
+
+    missing = await client.fetch_many([SEED_TASK])
+    with pytest.raises(RelayProtocolError) as caught:
+        await client.fetch(SEED_TASK)
+
+    assert missing == []
+    assert caught.value.transient
+    assert relay.fetch_count(SEED_TASK) == 2
+
+
+async def test_fetch_many_leaves_out_a_task_without_an_id_which_a_fetch_then_reads(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.add_task(SEED_TASK, task_payload("", "IN_PROGRESS"))
+
+    assert await client.fetch_many([SEED_TASK]) == []
+    assert (await client.fetch(SEED_TASK)).task_id == SEED_TASK
+
+
+async def test_a_foreign_task_id_that_echoes_the_key_stays_out_of_errors_and_logs(
+    relay: FakeRelay, client: RelayClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    relay.add_task(SEED_TASK, task_payload(f"leak-{KEY}", "SUCCESS"))
+
+    with pytest.raises(RelayProtocolError) as caught:
+        await client.fetch(SEED_TASK)
+    assert await client.fetch_many([SEED_TASK]) == []
+
+    assert KEY not in str(caught.value)
+    assert KEY not in caplog.text
+    assert "leak-***" in caplog.text
+
+
 # --- not found ----------------------------------------------------------------------------
 
 
@@ -458,7 +590,6 @@ async def test_connection_refused_is_unavailable(session: aiohttp.ClientSession)
 @pytest.mark.parametrize(
     "body",
     [
-        {"code": "success", "message": "", "data": None},
         {"code": "success", "message": "", "data": "queued"},
         {"code": "success", "message": "", "data": [task_payload(SEED_TASK, "SUCCESS")]},
         json.loads(fixture_bytes("error_fail.json")),
@@ -705,6 +836,30 @@ async def test_fetch_many_leaves_out_tasks_nobody_asked_for(
     assert [task.task_id for task in tasks] == ["a-1"]
 
 
+async def test_fetch_many_of_an_empty_success_envelope_is_no_tasks(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.fail_next(1, RelayReply(body={"code": "success", "message": "", "data": None}))
+
+    assert await client.fetch_many(["a-1", "b-2"]) == []
+
+
+async def test_fetch_many_reads_a_batch_answer_labelled_text_plain(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeRelay(api_key=KEY, batch_content_type="text/plain; charset=utf-8") as relay:
+        relay.add_task("a-1", task_payload("a-1", "QUEUED"))
+        relay.add_task("b-2", music_timeline("b-2")[-1])
+        client = RelayClient(session, relay.base_url, SecretStr(KEY), timeout=2.0)
+
+        tasks = await client.fetch_many(["a-1", "b-2"])
+
+        assert {task.task_id: task.status for task in tasks} == {
+            "a-1": TaskStatus.QUEUED,
+            "b-2": TaskStatus.SUCCESS,
+        }
+
+
 @pytest.mark.parametrize("fixture", ["batch_envelope.json", "batch_bare_list.json"])
 async def test_fetch_many_reads_enveloped_and_bare_lists(
     relay: FakeRelay, client: RelayClient, fixture: str
@@ -738,7 +893,7 @@ async def test_fetch_many_on_a_relay_without_batch_is_batch_unsupported(
     "reply",
     [
         RelayReply(body=envelope(task_payload("a-1", "SUCCESS"))),
-        RelayReply(body=envelope(None)),
+        RelayReply(body={"message": "", "data": None}),
         RelayReply(body={"code": "fail", "message": "unsupported", "data": None}),
         RelayReply(
             body="<!doctype html><html><div id=root></div></html>", content_type="text/html"

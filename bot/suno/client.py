@@ -32,7 +32,7 @@ from bot.suno.models import (
     NotATask,
     Task,
     envelope_from,
-    task_from_data,
+    task_from_answer,
     tasks_from_data,
 )
 
@@ -42,6 +42,9 @@ MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 _SNIPPET_CHARS: Final = 200
 _READ_CHUNK: Final = 64 * 1024
 _NOT_FOUND_WORDS: Final = frozenset({"task_not_exist", "task_not_exists", "task_not_found"})
+# Ids named in one log line or error; a batch of hundreds is summarized by its count.
+_IDS_SHOWN: Final = 5
+_ID_CHARS_SHOWN: Final = 140
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 _WHITESPACE = re.compile(r"\s+")
 # Statuses that say "later, not never": the request was fine, the relay was not ready for it.
@@ -97,7 +100,7 @@ class RelayClient:
             raise self._error_for(answer)
         if not answer.is_json:
             raise self._not_json(answer)
-        return self._single_task(answer)
+        return self._single_task(answer, task_id)
 
     async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]:
         """The tasks among these ids that the relay knows; unknown ids are left out."""
@@ -148,18 +151,28 @@ class RelayClient:
         log.debug("%s %s -> %d in %.3fs", method, url.path, status, time.monotonic() - started)
         return _Answer(status, response_headers, body, _parse_json(body))
 
-    def _single_task(self, answer: _Answer) -> Task:
+    def _single_task(self, answer: _Answer, task_id: str) -> Task:
         if _says_not_found(answer.json):
             raise self._not_found(answer)
         try:
             envelope = envelope_from(answer.json)
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
-            return task_from_data(envelope.data)
+            task = task_from_answer(envelope.data, task_id)
         except NotATask as exc:
             raise RelayProtocolError(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
             ) from None
+        if task.task_id != task_id:
+            # A buggy relay or a mixed-up cache: showing this task would put another
+            # song under the requester's message.
+            asked, answered = self._shown_ids([task_id]), self._shown_ids([task.task_id])
+            log.warning("asked the relay for task %s, it answered with task %s", asked, answered)
+            raise RelayProtocolError(
+                f"asked for task {asked}, the relay answered with task {answered}",
+                status=answer.status,
+            )
+        return task
 
     def _batch_tasks(self, answer: _Answer, wanted: set[str]) -> list[Task]:
         # A relay without the batch route may still answer 200: one-api descendants serve
@@ -171,13 +184,24 @@ class RelayClient:
             envelope = envelope_from(answer.json)
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
-            tasks = tasks_from_data(envelope.data)
+            # new-api answers a batch that matched nothing with `data: null`.
+            tasks = [] if envelope.data is None else tasks_from_data(envelope.data)
         except NotATask as exc:
             raise BatchUnsupported(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
             ) from None
-        # Callers match answers to watches by id; a task nobody asked for is noise.
-        return [task for task in tasks if task.task_id in wanted]
+        # Callers match answers to watches by id. A task nobody asked for (or one without
+        # an id) belongs to no watch; the ids it was meant for count as missing, and the
+        # caller's single fetch of those tells what the relay really answers for them.
+        kept = [task for task in tasks if task.task_id in wanted]
+        if len(kept) < len(tasks):
+            stray = [task.task_id for task in tasks if task.task_id not in wanted]
+            log.warning(
+                "the relay's batch answer for tasks %s carried tasks nobody asked for: %s",
+                self._shown_ids(sorted(wanted)),
+                self._shown_ids(stray),
+            )
+        return kept
 
     def _error_for(self, answer: _Answer) -> RelayError:
         """The error for any answer but a 200."""
@@ -222,6 +246,16 @@ class RelayClient:
 
     def _snippet(self, answer: _Answer) -> str:
         return _snippet(answer.body, self._api_key)
+
+    def _shown_ids(self, task_ids: Sequence[str]) -> str:
+        """Ids for a log line or an error: quoted, scrubbed of the key, a few at most."""
+        secret = self._api_key.get_secret_value()
+        shown = []
+        for task_id in task_ids[:_IDS_SHOWN]:
+            text = task_id.replace(secret, "***") if secret else task_id
+            shown.append(repr(_CONTROL_CHARS.sub(" ", text)[:_ID_CHARS_SHOWN]))
+        more = len(task_ids) - len(shown)
+        return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 class _BodyTooLarge(Exception):

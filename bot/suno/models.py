@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -459,6 +459,20 @@ def task_from_data(data: Any) -> Task:
         return task_from(data)
     except ValidationError as exc:
         raise NotATask("malformed task") from exc
+
+
+def task_from_answer(data: Any, task_id: str) -> Task:
+    """The task a successful single fetch of `task_id` carries in its envelope's `data`.
+
+    `data: null` is a relay with nothing to report yet: the task has not started. A task
+    without an id cannot be told apart from the requested one, so it is taken as that one.
+    """
+    if data is None:
+        return Task(task_id=task_id, status=TaskStatus.NOT_START, raw_status="")
+    task = task_from_data(data)
+    if not task.task_id:
+        return replace(task, task_id=task_id)
+    return task
 
 
 def tasks_from_data(data: Any) -> list[Task]:

@@ -80,7 +80,8 @@ class FakeRelay:
 
     Each scripted task answers its steps in order, one per read (a single fetch, or its
     inclusion in a batch answer), and repeats the last step forever. Attributes such as
-    `delay`, `batch_supported`, `batch_cap` and `api_key` may be changed while it runs.
+    `delay`, `batch_supported`, `batch_cap`, `batch_content_type` and `api_key` may be
+    changed while it runs.
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class FakeRelay:
         batch_supported: bool = True,
         batch_unsupported_status: int = 404,
         batch_cap: int | None = None,
+        batch_content_type: str = "application/json",
         not_found_style: NotFoundStyle = "new-api",
         success_code: str | int = "success",
         record: bool = True,
@@ -102,6 +104,8 @@ class FakeRelay:
         self.batch_supported = batch_supported
         self.batch_unsupported_status = batch_unsupported_status
         self.batch_cap = batch_cap
+        # Some hosted relays label the batch answer `text/plain` although it is JSON.
+        self.batch_content_type = batch_content_type
         self.not_found_style = not_found_style
         self.success_code = success_code
         # Benchmarks with many thousands of requests may keep only the counters.
@@ -194,7 +198,14 @@ class FakeRelay:
         self._asked.clear()
         self._request_total = 0
 
+    def request_received(self, request: web.Request) -> None:
+        """Called as each request arrives, before anything is read or answered; for subclasses."""
+
+    def batch_requested(self, task_ids: tuple[str, ...]) -> None:
+        """Called when a batch fetch is about to be answered (after any delay); for subclasses."""
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.request_received(request)
         raw_path = request.raw_path.split("?", 1)[0]
         route, single_id = self._route(request.method, raw_path)
         body_ids: tuple[str, ...] = ()
@@ -259,6 +270,7 @@ class FakeRelay:
         return _json_response(200, self._envelope(step))
 
     async def _answer_batch(self, task_ids: tuple[str, ...]) -> web.StreamResponse:
+        self.batch_requested(task_ids)
         if not self.batch_supported:
             return web.Response(
                 status=self.batch_unsupported_status,
@@ -286,7 +298,7 @@ class FakeRelay:
                 continue
             found.append(step)
         await self._wait(delay)
-        return _json_response(200, self._envelope(found))
+        return _json_response(200, self._envelope(found), self.batch_content_type)
 
     def _envelope(self, data: Any) -> dict[str, Any]:
         return {"code": self.success_code, "message": "", "data": data}
@@ -316,11 +328,11 @@ async def _batch_ids(request: web.Request) -> tuple[str, ...]:
     return tuple(item for item in ids if isinstance(item, str))
 
 
-def _json_response(status: int, body: Any) -> web.Response:
+def _json_response(status: int, body: Any, content_type: str = "application/json") -> web.Response:
     return web.Response(
         status=status,
         body=json.dumps(body, ensure_ascii=False).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": content_type},
     )
 
 
