@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +14,22 @@ from pydantic import (
     SecretStr,
     ValidationError,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.safety import safe_url
 
+
 class ConfigError(Exception):
-    """A setting is missing or invalid; the message names it and never holds a secret."""
+    """Settings are missing, empty or invalid: one line per variable saying what it expects,
+    and where the settings were read from. Never holds a value, so never a secret."""
+
+    def __init__(self, problems: Sequence[str], source: str) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        count = len(self.problems)
+        heading = f"{count} setting{'s' if count != 1 else ''} to fix ({source}):"
+        super().__init__("\n".join([heading, *(f"  {problem}" for problem in self.problems)]))
 
 
 def _base_url(value: str) -> str:
@@ -109,19 +120,39 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and `.env`, or ConfigError naming the first bad variable."""
+    """Settings from the environment and `.env`, or ConfigError naming every bad variable."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_problems(exc), _source()) from None
 
 
-def _describe(exc: ValidationError) -> str:
-    error = exc.errors(include_input=False, include_url=False)[0]
-    field = str(error["loc"][0]) if error["loc"] else "configuration"
+def _source() -> str:
+    """Which `.env` file was read (pydantic-settings looks in the working directory)."""
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    if env_file.is_file():
+        return f"read {env_file.resolve()} and the environment"
+    return f"no {env_file} file in {Path.cwd().resolve()}; read the environment only"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """One line per variable, in the order of the fields; the first error of a field counts."""
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else "configuration"
+        if field not in problems:
+            problems[field] = _problem(field, error)
+    return list(problems.values())
+
+
+def _problem(field: str, error: ErrorDetails) -> str:
     info = Settings.model_fields.get(field)
     expected = (info.description if info else None) or "a valid value"
     name = field.upper()
     if error["type"] == "missing":
-        return f"{name} is required: set it to {expected} (in the environment or .env)"
+        return f"{name} is required: set it to {expected}"
+    # The input is looked at only to tell an empty value apart; it is never shown.
+    value = error.get("input")
+    if isinstance(value, str) and not value.strip():
+        return f"{name} is empty: set it to {expected}"
     return f"{name} is invalid: expected {expected}"

@@ -25,15 +25,38 @@ def run_module(
     )
 
 
-def test_without_configuration_the_bot_exits_with_one_line_naming_the_variable(
+def test_without_configuration_every_required_variable_is_named_on_its_own_line(
     tmp_path: Path,
 ) -> None:
     result = run_module(cwd=tmp_path)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "DISCORD_TOKEN is required" in lines[0]
+    heading, *lines = result.stderr.strip().splitlines()
+    assert heading == (
+        "suno-bot: configuration error: 3 settings to fix "
+        f"(no .env file in {tmp_path.resolve()}; read the environment only):"
+    )
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "DISCORD_TOKEN is required",
+        "SUNO_API_BASE_URL is required",
+        "SUNO_API_KEY is required",
+    ]
     assert "Traceback" not in result.stderr
+
+
+def test_a_dotenv_with_empty_values_lists_them_all_and_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=\nSUNO_API_BASE_URL=https://relay.example.com\nSUNO_API_KEY=\n"
+        "POLL_INTERVAL_SECONDS=\n"
+    )
+    result = run_module(cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "suno-bot: configuration error: 3 settings to fix "
+        f"(read {(tmp_path / '.env').resolve()} and the environment):",
+        "  DISCORD_TOKEN is empty: set it to the bot token from the Discord developer portal",
+        "  SUNO_API_KEY is empty: set it to the relay's API key (sent as a bearer token)",
+        "  POLL_INTERVAL_SECONDS is empty: set it to a number of seconds, at least 0.1",
+    ]
 
 
 def test_an_invalid_value_is_reported_without_the_secrets(tmp_path: Path) -> None:
