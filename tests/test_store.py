@@ -17,6 +17,7 @@ import pytest
 from bot.tracking import store as store_module
 from bot.tracking.store import (
     MIGRATIONS,
+    Lease,
     NewWatch,
     SqliteWatchStore,
     StoreError,
@@ -416,6 +417,215 @@ async def test_meta_values_are_saved_and_overwritten(db_path: Path) -> None:
         assert await reopened.get_meta("other") == ""
     finally:
         await reopened.close()
+
+
+# Leases
+
+
+class FrozenClock:
+    """The store's clock, standing still until a test moves it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = NOW.timestamp()
+        monkeypatch.setattr(store_module, "_now", lambda: self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    return FrozenClock(monkeypatch)
+
+
+async def test_a_free_lease_is_taken_and_its_holder_shown(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.lease_holder("store") is None
+
+    assert await store.acquire_lease("store", "first", ttl=15)
+
+    assert await store.lease_holder("store") == Lease(
+        name="store",
+        owner="first",
+        acquired_at=NOW,
+        expires_at=NOW + timedelta(seconds=15),
+    )
+
+
+async def test_a_held_lease_is_refused_to_another_owner(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "first", ttl=15)
+    clock.advance(14.9)
+
+    assert not await store.acquire_lease("store", "second", ttl=15)
+
+    holder = await store.lease_holder("store")
+    assert holder is not None
+    assert (holder.owner, holder.expires_at) == ("first", NOW + timedelta(seconds=15))
+
+
+async def test_an_expired_lease_is_taken_by_another_owner(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "crashed", ttl=15)
+    clock.advance(15)
+    assert await store.lease_holder("store") is None
+
+    assert await store.acquire_lease("store", "successor", ttl=15)
+
+    assert await store.lease_holder("store") == Lease(
+        name="store",
+        owner="successor",
+        acquired_at=NOW + timedelta(seconds=15),
+        expires_at=NOW + timedelta(seconds=30),
+    )
+
+
+async def test_acquiring_a_lease_already_held_extends_it_and_keeps_its_start(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "first", ttl=15)
+    clock.advance(10)
+
+    assert await store.acquire_lease("store", "first", ttl=15)
+
+    holder = await store.lease_holder("store")
+    assert holder is not None
+    assert (holder.acquired_at, holder.expires_at) == (NOW, NOW + timedelta(seconds=25))
+
+
+async def test_the_owner_renews_its_lease(store: SqliteWatchStore, clock: FrozenClock) -> None:
+    assert await store.acquire_lease("store", "first", ttl=15)
+    for _ in range(5):
+        clock.advance(5)
+        assert await store.renew_lease("store", "first", ttl=15)
+
+    # 25 s after taking it, the 15 s lease is still held: renewals pushed its end.
+    assert not await store.acquire_lease("store", "second", ttl=15)
+    holder = await store.lease_holder("store")
+    assert holder is not None
+    assert holder.expires_at == NOW + timedelta(seconds=40)
+
+
+async def test_renewal_is_refused_once_another_owner_took_the_lapsed_lease(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "suspended", ttl=15)
+    clock.advance(60)
+    assert await store.acquire_lease("store", "successor", ttl=15)
+
+    assert not await store.renew_lease("store", "suspended", ttl=15)
+
+    holder = await store.lease_holder("store")
+    assert holder is not None
+    assert holder.owner == "successor"
+
+
+async def test_renewal_is_refused_after_another_owner_took_and_released_the_lease(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "suspended", ttl=15)
+    clock.advance(60)
+    assert await store.acquire_lease("store", "successor", ttl=15)
+    assert await store.release_lease("store", "successor")
+
+    assert not await store.renew_lease("store", "suspended", ttl=15)
+    assert await store.lease_holder("store") is None
+
+
+async def test_a_lapsed_lease_nobody_took_is_still_renewed_by_its_owner(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "slow", ttl=15)
+    clock.advance(20)
+
+    assert await store.renew_lease("store", "slow", ttl=15)
+
+    holder = await store.lease_holder("store")
+    assert holder is not None
+    assert (holder.owner, holder.expires_at) == ("slow", NOW + timedelta(seconds=35))
+
+
+async def test_release_frees_the_lease_only_for_its_owner(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "first", ttl=15)
+
+    assert not await store.release_lease("store", "second")
+    assert not await store.acquire_lease("store", "second", ttl=15)
+    assert await store.release_lease("store", "first")
+    assert not await store.release_lease("store", "first")
+
+    assert await store.lease_holder("store") is None
+    assert await store.acquire_lease("store", "second", ttl=15)
+
+
+async def test_leases_of_different_names_are_independent(
+    store: SqliteWatchStore, clock: FrozenClock
+) -> None:
+    assert await store.acquire_lease("store", "first", ttl=15)
+    assert await store.acquire_lease("task:abc", "second", ttl=15)
+
+    assert not await store.renew_lease("task:abc", "first", ttl=15)
+    assert await store.release_lease("store", "first")
+    holder = await store.lease_holder("task:abc")
+    assert holder is not None
+    assert holder.owner == "second"
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
+async def test_a_lease_needs_a_positive_finite_ttl(store: SqliteWatchStore, ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        await store.acquire_lease("store", "first", ttl=ttl)
+    with pytest.raises(ValueError, match="ttl"):
+        await store.renew_lease("store", "first", ttl=ttl)
+    assert await store.lease_holder("store") is None
+
+
+async def test_stores_on_one_file_racing_for_a_lease_give_it_to_exactly_one(
+    db_path: Path,
+) -> None:
+    stores = [await SqliteWatchStore.open(db_path) for _ in range(6)]
+    try:
+        for round_ in range(5):
+            won = await asyncio.gather(
+                *(s.acquire_lease("store", f"owner{i}", ttl=15) for i, s in enumerate(stores))
+            )
+            assert sum(won) == 1
+            winner = won.index(True)
+            # Every connection sees the same holder; only the holder may renew or release.
+            holders = await asyncio.gather(*(s.lease_holder("store") for s in stores))
+            assert {h.owner if h else None for h in holders} == {f"owner{winner}"}
+            renewed = await asyncio.gather(
+                *(s.renew_lease("store", f"owner{i}", ttl=15) for i, s in enumerate(stores))
+            )
+            assert renewed == [i == winner for i in range(len(stores))]
+            assert await stores[round_].release_lease("store", f"owner{winner}")
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_a_database_from_before_leases_gets_them_and_keeps_its_watches(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as before_leases:
+        before_leases.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
+        old = await SqliteWatchStore.open(db_path)
+        kept = await old.add(new_watch())
+        await old.close()
+    assert raw(db_path, "PRAGMA user_version") == [(1,)]
+
+    upgraded = await SqliteWatchStore.open(db_path)
+    try:
+        assert await upgraded.active() == [kept]
+        assert await upgraded.acquire_lease("store", "first", ttl=15)
+    finally:
+        await upgraded.close()
+    assert raw(db_path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert raw(db_path, "SELECT name, owner FROM leases") == [("store", "first")]
 
 
 # Concurrency and durability

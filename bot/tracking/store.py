@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -49,6 +50,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " WHERE interaction_token IS NOT NULL",
         "CREATE INDEX watches_task_id ON watches (task_id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    (
+        # Named leases: which process may work on what, until when (unix seconds). A row is
+        # free once `expires_at` has passed; releasing deletes it.
+        """
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            acquired_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
     ),
 ]
 
@@ -110,11 +123,49 @@ class Watch:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named lease, since when and until when."""
+
+    name: str
+    owner: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
 class StoreError(Exception):
     """The store cannot be used; the message names the file and what the operator can do."""
 
 
-class WatchStore(Protocol):
+class LeaseStore(Protocol):
+    """Named leases: one owner at a time, for `ttl` seconds unless renewed.
+
+    Each call is one atomic statement, so any number of processes may race for a lease and
+    exactly one wins. Owners are opaque strings that must be unique per process lifetime.
+    """
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Take `name` for `ttl` seconds if it is free, expired or already `owner`'s."""
+        ...
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Hold `name` for `ttl` more seconds; False when `owner` no longer holds it.
+
+        A lease that lapsed but was taken by no one is still `owner`'s and is renewed: any
+        other owner taking it in between would have replaced or released the row.
+        """
+        ...
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Free `name` if `owner` holds it; False when it was not theirs (or no longer)."""
+        ...
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        """The current, unexpired holder of `name`, if any."""
+        ...
+
+
+class WatchStore(LeaseStore, Protocol):
     """The store as the tracker sees it; any method raises StoreError when the disk fails it."""
 
     async def add(self, watch: NewWatch) -> Watch:
@@ -398,6 +449,62 @@ class SqliteWatchStore(WatchStore):
             (key, value),
         )
 
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now = _now()
+        with self._failures("take a lease"):
+            taken = list(
+                await self._db.execute_fetchall(
+                    """
+                    INSERT INTO leases (name, owner, acquired_at, expires_at)
+                    VALUES (?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET
+                        owner = excluded.owner,
+                        acquired_at = CASE WHEN leases.owner = excluded.owner
+                            THEN leases.acquired_at ELSE excluded.acquired_at END,
+                        expires_at = excluded.expires_at
+                    WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
+                    RETURNING owner
+                    """,
+                    (name, owner, now, now + _lease_ttl(ttl), now),
+                )
+            )
+        return bool(taken)
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        expires = _now() + _lease_ttl(ttl)
+        renewed = await self._update(
+            "renew a lease",
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ?",
+            (expires, name, owner),
+        )
+        return renewed > 0
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        released = await self._update(
+            "release a lease",
+            "DELETE FROM leases WHERE name = ? AND owner = ?",
+            (name, owner),
+        )
+        return released > 0
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        with self._failures("read a lease"):
+            rows = list(
+                await self._db.execute_fetchall(
+                    "SELECT owner, acquired_at, expires_at FROM leases"
+                    " WHERE name = ? AND expires_at > ?",
+                    (name, _now()),
+                )
+            )
+        if not rows:
+            return None
+        return Lease(
+            name=name,
+            owner=str(rows[0]["owner"]),
+            acquired_at=_from_unix(rows[0]["acquired_at"]),
+            expires_at=_from_unix(rows[0]["expires_at"]),
+        )
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -422,6 +529,13 @@ def _prepare_location(path: Path) -> None:
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
+
+
+def _lease_ttl(ttl: float) -> float:
+    # NaN or infinity would make a lease that never lapses, even when its owner is long dead.
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ValueError("a lease's ttl must be a positive number of seconds")
+    return ttl
 
 
 def _to_unix(moment: datetime, name: str) -> float:
