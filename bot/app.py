@@ -14,6 +14,7 @@ from bot.render import Notice, RenderedMessage, render_error, render_task
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
 from bot.tracking.editor import MessageEditor
+from bot.tracking.policy import PollPolicy
 from bot.tracking.store import Watch, WatchStore
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
@@ -60,7 +61,7 @@ class SunoBot(commands.Bot):
             store=store,
             editor=MessageEditor(self),
             presenter=StatusPresenter(settings.watch_timeout_seconds),
-            poll_interval=settings.poll_interval_seconds,
+            policy=PollPolicy(settings.poll_interval_seconds),
             batch_size=settings.suno_batch_size,
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,

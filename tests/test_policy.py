@@ -7,8 +7,10 @@ import pytest
 from bot.tracking.policy import (
     FAILURES_BEFORE_NOTICE,
     MAX_BACKOFF_SECONDS,
+    MAX_CAPPED_EDIT_RETRIES,
     MAX_EDIT_RETRIES,
     NOT_FOUND_BEFORE_GIVING_UP,
+    OLD_MESSAGE_SECONDS,
     PollPolicy,
 )
 
@@ -68,3 +70,15 @@ def test_a_short_interval_scales_every_delay() -> None:
     fast = PollPolicy(interval=0.1)
     assert fast.retry_delay(1) == pytest.approx(0.2)
     assert fast.next_poll(started=1.0) == pytest.approx(1.1)
+
+
+def test_an_edit_refused_by_the_cap_on_old_messages_is_retried_long_and_evenly() -> None:
+    assert POLICY.retries_edit(MAX_EDIT_RETRIES, capped=True)
+    assert not POLICY.retries_edit(MAX_CAPPED_EDIT_RETRIES, capped=True)
+    paced = [POLICY.edit_retry_delay(n, capped=True) for n in range(1, 30)]
+    assert max(paced) == POLICY.edit_spacing(OLD_MESSAGE_SECONDS) == 30.0
+
+
+def test_messages_under_an_hour_old_are_never_held_back() -> None:
+    assert POLICY.edit_spacing(OLD_MESSAGE_SECONDS - 1) == 0.0
+    assert POLICY.edit_spacing(OLD_MESSAGE_SECONDS) == 30.0

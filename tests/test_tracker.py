@@ -27,6 +27,7 @@ from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
 from bot.suno.models import Task, task_from, task_from_data
 from bot.tracking.editor import EditResult
+from bot.tracking.policy import BATCH_REPROBE_SECONDS, PollPolicy
 from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import Presenter, Tracker
@@ -149,6 +150,7 @@ class Rig:
         *,
         source: TaskSource | None = None,
         poll_interval: float = INTERVAL,
+        batch_reprobe: float = BATCH_REPROBE_SECONDS,
         batch_size: int = 100,
         token_margin: float = 0.0,
         start: bool = True,
@@ -159,7 +161,7 @@ class Rig:
             store=self.store,
             editor=self.editor,
             presenter=presenter,
-            poll_interval=poll_interval,
+            policy=PollPolicy(poll_interval, batch_reprobe=batch_reprobe),
             batch_size=batch_size,
             token_margin=token_margin,
             can_edit_channel=lambda watch: self.channel_ok(watch),
@@ -499,6 +501,32 @@ async def test_relay_without_batch_is_polled_task_by_task_after_one_failed_post(
         assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
 
 
+async def test_relay_without_batch_is_asked_again_later_and_batches_once_it_has_one(
+    rig: Rig,
+) -> None:
+    rig.relay.batch_supported = False
+    task_ids = [f"task-reprobe-{n}" for n in range(3)]
+    for task_id in task_ids:
+        rig.relay.add_task(task_id, progress_timeline(task_id, range(1, 99)))
+    tracker = rig.tracker(start=False, batch_reprobe=INTERVAL * 6)
+    for task_id in task_ids:
+        await rig.watch(tracker, task_id)
+    tracker.start()
+
+    await until(lambda: tracker.stats().batch_mode is False, "the relay to refuse a batch")
+    rig.relay.batch_supported = True
+    await until(lambda: tracker.stats().batch_mode is True, "the batch endpoint to be asked again")
+    batched_from = len(rig.relay.requests)
+    await settle(10)
+    await tracker.close()
+
+    posts = rig.requests("POST")
+    assert len(posts) >= 3  # the refused one, the probe that found it, and batches since
+    later = rig.relay.requests[batched_from:]
+    assert later and all(request.method == "POST" for request in later)
+    assert all(set(request.task_ids) == set(task_ids) for request in later)
+
+
 async def test_task_left_out_of_a_batch_is_rechecked_with_one_get_before_it_is_shown(
     rig: Rig,
 ) -> None:
@@ -810,6 +838,57 @@ async def test_without_a_channel_route_the_last_token_edit_says_live_updates_end
     assert (rig.relay.request_count(task_id), len(rig.editor.edits)) == (polled, edited)
 
 
+@pytest.mark.parametrize("stage", ["while running", "on the final edit"])
+async def test_channel_refused_while_the_token_lives_the_token_makes_the_last_edit(
+    rig: Rig, stage: str
+) -> None:
+    task_id = f"task-channel-refused-{stage.replace(' ', '-')}"
+    timeline = (
+        progress_timeline(task_id, range(1, 99))
+        if stage == "while running"
+        else [*progress_timeline(task_id, [10]), success(task_id)]
+    )
+    rig.relay.add_task(task_id, timeline)
+    tracker = rig.tracker(start=False, token_margin=30.0)
+    watch = await rig.watch(tracker, task_id, token_in=20.0)
+    final = rendered(success(task_id)).fingerprint
+    refused_only = None if stage == "while running" else final
+    rig.editor.answer(EditResult.GONE, message_id=watch.message_id, fingerprint=refused_only)
+    tracker.start()
+
+    await until(rig.ended(watch), "the watch to end")
+
+    edits = rig.edits(watch)
+    refused = [edit for edit in edits if edit.result is EditResult.GONE]
+    assert len(refused) == 1 and refused[0].path == "channel"
+    last = edits[-1]
+    assert (last.path, last.result) == ("original", EditResult.OK)
+    assert last.at < watch.token_expires_at.timestamp()
+    if stage == "while running":
+        assert notice_text(Notice.LIVE_UPDATES_ENDED) in text_of(last.message)
+        assert rig.row(watch.id).outcome is WatchOutcome.LOST
+    else:
+        assert last.fingerprint == final
+        assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
+    polled = rig.relay.request_count(task_id)
+    await settle()
+    assert rig.relay.request_count(task_id) == polled
+
+
+async def test_channel_refused_after_the_token_expired_ends_the_watch_quietly(rig: Rig) -> None:
+    task_id = "task-channel-refused-late"
+    rig.relay.add_task(task_id, progress_timeline(task_id, range(1, 99)))
+    tracker = rig.tracker(start=False)
+    watch = await rig.watch(tracker, task_id, token_in=-1.0)
+    rig.editor.answer(EditResult.GONE, message_id=watch.message_id)
+    tracker.start()
+
+    await until(rig.ended(watch), "the watch to end")
+
+    assert [edit.path for edit in rig.edits(watch)] == ["channel"]
+    assert rig.row(watch.id).outcome is WatchOutcome.LOST
+
+
 # --- editor answers -------------------------------------------------------------------------------
 
 
@@ -851,6 +930,72 @@ async def test_edit_answered_retry_is_sent_again_later_and_lands(rig: Rig) -> No
     assert [edit.result for edit in edits] == [EditResult.RETRY, EditResult.RETRY, EditResult.OK]
     assert {edit.fingerprint for edit in edits} == {latest}
     await until(lambda: rig.row(watch.id).fingerprint == latest, "the store to record it")
+
+
+class ShiftedClock:
+    """The system clocks with the wall clock moved forward: stored moments look older."""
+
+    def __init__(self, shift: float) -> None:
+        self.shift = shift
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time() + self.shift
+
+
+async def test_the_edit_cap_of_old_messages_never_swallows_the_final_edit(rig: Rig) -> None:
+    task_id = "task-edit-capped"
+    timeline = music_timeline(task_id)
+    rig.relay.add_task(task_id, timeline)
+    tracker = rig.tracker(start=False)
+    watch = await rig.watch(tracker, task_id, task=await rig.first_answer(task_id))
+    assert watch.interaction_token is not None
+    final = rendered(timeline[-1]).fingerprint
+    # More refusals than any other transient failure is retried.
+    rig.editor.answer(EditResult.CAPPED, token=watch.interaction_token, fingerprint=final, times=12)
+    tracker.start()
+
+    await until(rig.ended(watch), "the watch to end", within=60.0)
+
+    final_edits = [edit for edit in rig.edits(watch) if edit.fingerprint == final]
+    assert [edit.result for edit in final_edits] == [EditResult.CAPPED] * 12 + [EditResult.OK]
+    assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
+
+
+async def test_edits_of_messages_older_than_an_hour_are_spaced_out(rig: Rig) -> None:
+    task_id = "task-old-message"
+    timeline = progress_timeline(task_id, range(1, 99))
+    rig.relay.add_task(task_id, timeline)
+    hour = 3600.0
+    tracker = Tracker(
+        source=rig.client(),
+        store=rig.store,
+        editor=rig.editor,
+        presenter=PRESENTER,
+        policy=PollPolicy(INTERVAL),
+        batch_size=100,
+        token_margin=0.0,
+        can_edit_channel=lambda watch: True,
+        clock=ShiftedClock(hour + 60.0),
+    )
+    rig.trackers.append(tracker)
+    token_in, deadline_in = hour + 900.0, hour + WATCH_TIMEOUT
+    young = await rig.watch(rig.tracker(), task_id, token_in=token_in, deadline_in=deadline_in)
+    old = await rig.watch(tracker, task_id, token_in=token_in, deadline_in=deadline_in)
+    tracker.start()
+
+    await until(lambda: len(rig.shown(old)) >= 3, "a few edits of the old message")
+    await tracker.close()
+
+    spacing = PollPolicy(INTERVAL).edit_spacing(hour + 60.0)
+    assert spacing >= INTERVAL * 5
+    old_gaps = [b.mono - a.mono for a, b in itertools.pairwise(rig.edits(old))]
+    assert old_gaps and min(old_gaps) >= spacing - EPS
+    # The message made now is edited as often as its task changes.
+    young_gaps = [b.mono - a.mono for a, b in itertools.pairwise(rig.edits(young))]
+    assert min(young_gaps) < spacing / 2
 
 
 async def test_rejected_edit_is_not_sent_again_for_the_same_content(rig: Rig) -> None:

@@ -27,6 +27,8 @@ _GONE_CODES = frozenset(
     }
 )
 _TOKEN_DEAD_CODES = frozenset({50027, 10062})  # Invalid Webhook Token, Unknown Interaction
+# "This message has been edited too many times": the cap on edits of messages over an hour old.
+_EDIT_CAP_CODE = 30046
 
 
 class EditResult(Enum):
@@ -35,6 +37,7 @@ class EditResult(Enum):
     TOKEN_DEAD = "token_dead"  # noqa: S105
     GONE = "gone"  # message deleted or channel out of reach: the watch ends quietly
     RETRY = "retry"  # Discord or the network failed transiently: try again later
+    CAPPED = "capped"  # the cap on edits of old messages: the same edit works later
     REJECTED = "rejected"  # Discord refused the body: retrying the same body would fail again
 
 
@@ -50,6 +53,9 @@ class MessageContent(Protocol):
 def classify(error: Exception) -> EditResult:
     """What an edit failure means for the watch that made it."""
     if isinstance(error, discord.HTTPException):
+        # Discord has sent this code with more than one status; it always means "later".
+        if error.code == _EDIT_CAP_CODE:
+            return EditResult.CAPPED
         if error.code in _TOKEN_DEAD_CODES or error.status == 401:
             return EditResult.TOKEN_DEAD
         if error.code in _GONE_CODES or error.status in (403, 404):

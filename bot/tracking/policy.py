@@ -16,6 +16,15 @@ FAILURES_BEFORE_NOTICE = 2
 NOT_FOUND_BEFORE_GIVING_UP = 3
 # A message Discord keeps refusing for transient reasons is given up after this many retries.
 MAX_EDIT_RETRIES = 8
+# Discord caps edits of messages older than an hour (429, code 30046). Edits of such a message
+# are at least this many poll intervals apart (30 s at the default 5 s), and one the cap refused
+# is tried again at that pace this many times (an hour at the default) before it is given up.
+OLD_MESSAGE_SECONDS = 3600.0
+OLD_MESSAGE_EDIT_INTERVALS = 6
+MAX_CAPPED_EDIT_RETRIES = 120
+# After the relay turned out to have no batch fetch, it is asked again this often, so an
+# upgraded relay is used without a restart.
+BATCH_REPROBE_SECONDS = 600.0
 
 # Single fetches in flight at once.
 MAX_CONCURRENT_FETCHES = 64
@@ -41,6 +50,7 @@ class PollPolicy:
     """When to ask the relay again, given the configured interval and what happened."""
 
     interval: float
+    batch_reprobe: float = BATCH_REPROBE_SECONDS
 
     def backoff(self, attempts: int) -> float:
         """The wait before try number `attempts` + 1 of something that failed `attempts` times."""
@@ -73,5 +83,21 @@ class PollPolicy:
     def gives_up_on_not_found(self, not_found: int) -> bool:
         return not_found >= NOT_FOUND_BEFORE_GIVING_UP
 
-    def retries_edit(self, retries: int) -> bool:
-        return retries < MAX_EDIT_RETRIES
+    def retries_edit(self, retries: int, *, capped: bool = False) -> bool:
+        """Whether an edit that failed `retries` times is tried again; an edit refused by the
+        cap on old messages gets many more tries, so the final state still gets through."""
+        return retries < (MAX_CAPPED_EDIT_RETRIES if capped else MAX_EDIT_RETRIES)
+
+    def edit_retry_delay(self, retries: int, *, capped: bool = False) -> float:
+        """The wait before retry number `retries` of an edit; the cap on old messages lifts with
+        time, so those retries keep an even pace instead of backing off for minutes."""
+        delay = self.backoff(retries)
+        return min(delay, self._old_message_spacing) if capped else delay
+
+    def edit_spacing(self, message_age: float) -> float:
+        """The least time between two edits of a message `message_age` seconds old."""
+        return self._old_message_spacing if message_age >= OLD_MESSAGE_SECONDS else 0.0
+
+    @property
+    def _old_message_spacing(self) -> float:
+        return self.interval * OLD_MESSAGE_EDIT_INTERVALS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -85,6 +86,7 @@ class Poller:
         self._wake = wake
         self.tasks: dict[str, PolledTask] = {}
         self.batch_mode: bool | None = None  # None until the relay has shown whether it batches
+        self._reprobe_at = math.inf  # when to try the batch endpoint again (monotonic)
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
         self._batch_slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
@@ -115,7 +117,7 @@ class Poller:
         due = [polled for polled in ready if polled.next_poll <= now]
         if not due:
             return
-        batching = self.batch_mode is not False
+        batching = self.batch_mode is not False or now >= self._reprobe_at
         if len(ready) > 1 and batching:
             # A task backing off keeps its own schedule (a relay's Retry-After must hold).
             soon = self._policy.ride_along_until(now)
@@ -153,14 +155,21 @@ class Poller:
             tasks = await self._source.fetch_many([polled.task_id for polled in batch])
         except BatchUnsupported:
             if self.batch_mode is not False:
-                log.info("the relay has no batch fetch; polling tasks one by one")
+                log.info(
+                    "the relay has no batch fetch; polling tasks one by one, asking again in %.0fs",
+                    self._policy.batch_reprobe,
+                )
             self.batch_mode = False
+            self._reprobe_at = self._clock.monotonic() + self._policy.batch_reprobe
             await asyncio.gather(*(self._poll_one(polled, started) for polled in batch))
             return
         except Exception as exc:
             self._batch_failed(batch, exc)
             return
+        if self.batch_mode is False:
+            log.info("the relay now has a batch fetch; polling tasks in batches")
         self.batch_mode = True
+        self._reprobe_at = math.inf
         found = {task.task_id: task for task in tasks}
         missing = []
         for number, polled in enumerate(batch, 1):

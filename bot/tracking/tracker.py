@@ -54,7 +54,7 @@ class Tracker:
         store: WatchStore,
         editor: Editor,
         presenter: Presenter,
-        poll_interval: float,
+        policy: PollPolicy,
         batch_size: int,
         token_margin: float,
         can_edit_channel: Callable[[Watch], bool],
@@ -63,7 +63,7 @@ class Tracker:
         self._store = store
         self._editor = editor
         self._presenter = presenter
-        self._policy = PollPolicy(poll_interval)
+        self._policy = policy
         self._clock = clock or SystemClock()
         self._token_margin = token_margin
         self._can_edit_channel = can_edit_channel
@@ -123,6 +123,7 @@ class Tracker:
             can_edit_channel=self._can_edit_channel,
             spawn=self._spawn,
             on_end=self._forget,
+            on_channel_refused=self._say_goodbye,
         )
         self._watchers.setdefault(watch.task_id, {})[watch.id] = updater
         # Each tick looks at every watch; waking one per added watch made adding n watches
@@ -146,6 +147,13 @@ class Tracker:
         if not updaters:
             del self._watchers[task_id]
             self._poller.forget(task_id)
+
+    def _say_goodbye(self, updater: MessageUpdater) -> None:
+        """The channel refused an edit: the message's last state says live updates ended."""
+        polled = self._poller.tasks.get(updater.watch.task_id)
+        if polled is not None:
+            self._conclude(polled, updater, Notice.LIVE_UPDATES_ENDED)
+        updater.conclude(WatchOutcome.LOST)
 
     def _wanted(self, polled: PolledTask) -> bool:
         # A task whose every watcher is concluded only waits for its last edits: never poll it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Protocol
 
@@ -53,6 +54,7 @@ class MessageUpdater:
         can_edit_channel: Callable[[Watch], bool],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         on_end: Callable[[MessageUpdater], None],
+        on_channel_refused: Callable[[MessageUpdater], None],
     ) -> None:
         self.watch = watch
         self._editor = editor
@@ -63,13 +65,19 @@ class MessageUpdater:
         self._can_edit_channel = can_edit_channel
         self._spawn = spawn
         self._on_end = on_end
+        self._on_channel_refused = on_channel_refused
         self._token = watch.interaction_token
+        # The token after the switch to channel edits, while it may still say goodbye.
+        self._spare_token: str | None = None
+        self._channel_refused = False
         self._message_id = watch.message_id
         self._fingerprint = watch.last_fingerprint
         # Monotonic times, converted once: every tick compares them.
         self.deadline = on_monotonic(clock, watch.deadline_at)  # auto-refresh stops
         self._token_expires = on_monotonic(clock, watch.token_expires_at)
         self._switch_at = self._token_expires - token_margin  # the token is no longer used
+        self._created = on_monotonic(clock, watch.created_at)
+        self._last_attempt = -math.inf
         self._pending: Message | None = None
         # What the newest message was made from: the same source again is skipped unrendered.
         self._source: Hashable | None = None
@@ -106,7 +114,7 @@ class MessageUpdater:
         """Stops using the interaction token; False when no other route can edit the message."""
         if not self._has_channel_route():
             return False
-        self._token = None
+        self._spare_token, self._token = self._token, None
         return True
 
     def shows_source(self, source: Hashable) -> bool:
@@ -138,14 +146,12 @@ class MessageUpdater:
                     if self.outcome is not None:
                         await self._end(self.outcome)
                     return
+                await self._keep_spacing()
                 async with self._slots:
-                    if self._pending is not None:
-                        # A newer state arrived while this edit waited for its turn: send that,
-                        # or nothing if the message already shows it.
-                        newer = self._take()
-                        if newer is None:
-                            continue
-                        message = newer
+                    newest = self._newest(message)
+                    if newest is None:
+                        continue
+                    message = newest
                     result = await self._send(message)
                 retries = await self._after(message, result, retries)
         finally:
@@ -158,7 +164,23 @@ class MessageUpdater:
             return None
         return message
 
+    def _newest(self, message: Message) -> Message | None:
+        """`message`, or a newer state that arrived while it waited (None: already shown)."""
+        if self._pending is None:
+            return message
+        return self._take()
+
+    async def _keep_spacing(self) -> None:
+        # Discord caps edits of messages older than an hour; those are spaced out, and the
+        # latest-wins queue makes the edit that follows the wait carry the newest state.
+        now = self._clock.monotonic()
+        spacing = self._policy.edit_spacing(now - self._created)
+        wait = self._last_attempt + spacing - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     async def _send(self, message: Message) -> EditResult:
+        self._last_attempt = self._clock.monotonic()
         try:
             return await self._edit(message)
         except Exception:
@@ -172,19 +194,36 @@ class MessageUpdater:
             await self._remember(message.fingerprint)
             return 0
         if result is EditResult.GONE:
+            if self._fall_back_to_token(message):
+                return retries
             await self._end(WatchOutcome.LOST)
         elif result is EditResult.REJECTED:
             # The same body would be refused again; remember it so it is not resent.
             self._fingerprint = message.fingerprint
-        elif self._policy.retries_edit(retries):
+        elif self._policy.retries_edit(retries, capped=result is EditResult.CAPPED):
             if self._pending is None:
                 self._pending = message
-            await asyncio.sleep(self._policy.backoff(retries + 1))
+            delay = self._policy.edit_retry_delay(retries + 1, capped=result is EditResult.CAPPED)
+            await asyncio.sleep(delay)
             return retries + 1
         else:
             log.warning("giving up on the message of watch %s", self.id)
             await self._end(WatchOutcome.LOST)
         return retries
+
+    def _fall_back_to_token(self, message: Message) -> bool:
+        """After the channel refused an edit, the interaction token takes over again while it
+        lives: for one last edit saying live updates ended, or for the final state itself."""
+        if self._spare_token is None or self._clock.monotonic() >= self._token_expires:
+            return False
+        log.info("channel edit of watch %s refused; finishing through the interaction", self.id)
+        self._token, self._spare_token = self._spare_token, None
+        self._channel_refused = True
+        if self.outcome is None:
+            self._on_channel_refused(self)
+        elif self._pending is None:
+            self._pending = message
+        return True
 
     async def _remember(self, fingerprint: str) -> None:
         try:
@@ -195,7 +234,7 @@ class MessageUpdater:
 
     def _has_channel_route(self) -> bool:
         """Whether the bot token can edit the message once the interaction token is gone."""
-        if self._message_id is None or self.watch.channel_id is None:
+        if self._channel_refused or self._message_id is None or self.watch.channel_id is None:
             return False
         try:
             return self._can_edit_channel(self.watch)
@@ -219,8 +258,10 @@ class MessageUpdater:
             if result is not EditResult.TOKEN_DEAD:
                 return result
             log.info("interaction token of watch %s no longer works", watch.id)
-        # Past this point the token is never used again, even if the channel path fails too.
-        self._token = None
+            self._token = None  # never used again, even if the channel path fails too
+        elif self._token is not None:
+            # Past the switch: the channel takes over; the token is kept only to say goodbye.
+            self._spare_token, self._token = self._token, None
         channel_id, message_id = watch.channel_id, self._message_id
         if channel_id is not None and message_id is not None and self._has_channel_route():
             return await self._editor.edit_channel_message(channel_id, message_id, message)
