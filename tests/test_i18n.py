@@ -53,9 +53,12 @@ def test_default_catalog_is_loaded_once() -> None:
         ("status.SUBMITTED", "Submitted"),
         ("status.QUEUED", "Queued"),
         ("status.IN_PROGRESS", "Generating"),
+        ("status.LYRICS_READY", "Generating · lyrics ready"),
+        ("status.FIRST_CLIPS_READY", "Generating · first songs ready"),
         ("status.SUCCESS", "Done"),
         ("status.FAILURE", "Failed"),
         ("status.UNKNOWN", "Unknown"),
+        ("button.result", "Open result"),
         ("notice.relay_retrying", "Relay unreachable — retrying…"),
         (
             "notice.live_updates_ended",

@@ -21,6 +21,7 @@ from bot.suno.models import (
     envelope_from,
     media_url,
     task_from,
+    task_from_answer,
     task_from_data,
     tasks_from_data,
 )
@@ -30,10 +31,12 @@ NOT_A_TASK_FIXTURES = frozenset(
     {"error_task_not_exist.json", "error_fail.json", "error_openai_unauthorized.json"}
 )
 BATCH_FIXTURES = frozenset({"batch_bare_list.json", "batch_envelope.json"})
+# A success envelope with no task in it: the relay has nothing to report yet.
+EMPTY_FIXTURES = frozenset({"envelope_data_null.json"})
 TASK_FIXTURES = sorted(
     path.name
     for path in FIXTURES.glob("*.json")
-    if path.name not in NOT_A_TASK_FIXTURES | BATCH_FIXTURES
+    if path.name not in NOT_A_TASK_FIXTURES | BATCH_FIXTURES | EMPTY_FIXTURES
 )
 
 STAGES = ("submitted", "queued", "streaming", "complete", "error")
@@ -87,6 +90,10 @@ def assert_task_invariants(task: Task) -> None:
     for moment in (task.submitted_at, task.started_at, task.finished_at):
         assert moment is None or moment.utcoffset() == timedelta(0)
     assert not (task.clips and task.lyrics)
+    assert task.result_url is None or safe_url(task.result_url) == task.result_url
+    assert task.failure_name is None or (
+        task.status is TaskStatus.FAILURE and task.failure_name.strip()
+    )
     for clip in task.clips:
         assert_clip_invariants(clip)
 
@@ -481,6 +488,198 @@ def test_timestamps_normalize_to_utc_or_none(value: object, expected: datetime |
     assert task.submitted_at == expected
     if task.submitted_at is not None:
         assert task.submitted_at.utcoffset() == timedelta(0)
+
+
+# --- relays of 2026: official-API channels and forks --------------------------------------
+
+MS_SUBMIT = datetime(2026, 1, 15, 10, 30, 5, 123000, tzinfo=UTC)
+MS_START = datetime(2026, 1, 15, 10, 30, 9, 412000, tzinfo=UTC)
+MS_FINISH = datetime(2026, 1, 15, 10, 32, 37, tzinfo=UTC)
+FIRST_CLIP = "0b6c5e1a-7d42-4f1e-9a3b-6c8d2e4f7a91"
+SECOND_CLIP = "5f2d8c3b-1e6a-4b9d-8c7f-3a2e1d0b9c84"
+
+
+def test_pending_is_queued_and_not_terminal() -> None:
+    task = parse("status_pending.json")
+
+    assert (task.status, task.raw_status) == (TaskStatus.QUEUED, "PENDING")
+    assert not task.is_terminal
+    assert task.submitted_at == MS_SUBMIT
+    assert task.started_at is None
+
+
+def test_text_success_means_lyrics_ready_and_still_running() -> None:
+    task = parse("status_text_success.json")
+
+    assert (task.status, task.raw_status) == (TaskStatus.LYRICS_READY, "TEXT_SUCCESS")
+    assert not task.is_terminal
+    assert [clip.title for clip in task.clips] == ["Paper Lanterns", "Paper Lanterns"]
+    for clip in task.clips:
+        assert (clip.state, clip.raw_state) == (ClipState.UNKNOWN, "")
+        assert clip.lyrics is not None and clip.lyrics.startswith("[Verse]\nPaper lanterns")
+        assert (clip.audio_url, clip.stream_url, clip.cover_url) == (None, None, None)
+
+
+def test_first_success_keeps_running_with_its_finished_clip_complete() -> None:
+    task = parse("status_first_success.json")
+
+    assert (task.status, task.raw_status) == (TaskStatus.FIRST_CLIPS_READY, "FIRST_SUCCESS")
+    assert not task.is_terminal
+    assert (task.submitted_at, task.started_at, task.finished_at) == (MS_SUBMIT, MS_START, None)
+    done, streaming = task.clips
+    assert done == Clip(
+        id=FIRST_CLIP,
+        state=ClipState.COMPLETE,
+        raw_state="",
+        title="Paper Lanterns",
+        tags="dream pop, shimmering synths, airy female vocals",
+        lyrics=done.lyrics,
+        duration=198.44,
+        model="chirp-crow (v5)",
+        cover_url="https://tempfile.aiquickdraw.com/s/0b6c5e1a7d424f1e9a3b6c8d2e4f7a91_cover.jpeg",
+        audio_url="https://tempfile.aiquickdraw.com/r/0b6c5e1a7d424f1e9a3b6c8d2e4f7a91.mp3",
+        stream_url=None,
+        video_url=None,
+        error_message=None,
+    )
+    assert streaming.id == SECOND_CLIP
+    assert streaming.state is ClipState.STREAMING
+    assert streaming.audio_url is None
+    assert streaming.stream_url == (
+        "https://mfile.erweima.ai/NWYyZDhjM2ItMWU2YS00YjlkLThjN2YtM2EyZTFkMGI5Yzg0"
+    )
+    assert streaming.duration is None
+
+
+def test_camel_case_clips_without_a_status_are_complete_once_their_mp3_exists() -> None:
+    task = parse("official_camel_success.json")
+
+    assert task.task_id == "e7a1c4f92b3d4c6e8f0a1b2c3d4e5f60"
+    assert task.status is TaskStatus.SUCCESS
+    assert task.finished_at == MS_FINISH
+    assert [clip.state for clip in task.clips] == [ClipState.COMPLETE, ClipState.COMPLETE]
+    assert [clip.duration for clip in task.clips] == [198.44, 214.2]
+    assert [clip.model for clip in task.clips] == ["chirp-fenix (v5.5)", "chirp-fenix (v5.5)"]
+    assert all(clip.stream_url is None for clip in task.clips)
+    assert task.clips[1].audio_url == (
+        "https://tempfile.aiquickdraw.com/r/5f2d8c3b1e6a4b9d8c7f3a2e1d0b9c84.mp3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "reason"),
+    [
+        ("status_create_task_failed.json", "CREATE_TASK_FAILED", None),
+        (
+            "status_generate_audio_failed.json",
+            "GENERATE_AUDIO_FAILED",
+            "Audio generation failed: the upstream model returned no audio. "
+            "Credits have been refunded.",
+        ),
+        ("status_generate_lyrics_failed.json", "GENERATE_LYRICS_FAILED", None),
+        ("status_callback_exception.json", "CALLBACK_EXCEPTION", None),
+        ("status_sensitive_word_error.json", "SENSITIVE_WORD_ERROR", None),
+    ],
+)
+def test_named_failures_are_failures_that_keep_their_name(
+    name: str, raw: str, reason: str | None
+) -> None:
+    task = parse(name)
+
+    assert task.status is TaskStatus.FAILURE
+    assert task.is_terminal
+    assert task.raw_status == raw
+    assert task.failure_name == raw
+    assert task.fail_reason == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "name"),
+    [
+        ("UPLOAD_AUDIO_FAILED", TaskStatus.FAILURE, "UPLOAD_AUDIO_FAILED"),
+        ("content_policy_error", TaskStatus.FAILURE, "content_policy_error"),
+        (" Generate-Audio-Failed ", TaskStatus.FAILURE, "Generate-Audio-Failed"),
+        ("FAILURE", TaskStatus.FAILURE, None),
+        ("failed", TaskStatus.FAILURE, None),
+        ("error", TaskStatus.FAILURE, None),
+        ("_FAILED", TaskStatus.UNKNOWN, None),
+        ("FAILED_SOON", TaskStatus.UNKNOWN, None),
+    ],
+)
+def test_any_failed_or_error_name_is_a_failure_and_generic_words_carry_no_name(
+    raw: str, status: TaskStatus, name: str | None
+) -> None:
+    task = task_from_data({"task_id": "t1", "status": raw})
+
+    assert task.status is status
+    assert task.failure_name == name
+
+
+def test_empty_success_envelope_is_a_task_not_started_yet() -> None:
+    envelope = envelope_from(load("envelope_data_null.json"))
+
+    task = task_from_answer(envelope.data, "8f3b2c1d9e4a4b6c8d7e5f0a1b2c3d4e")
+
+    assert envelope.ok
+    assert task.task_id == "8f3b2c1d9e4a4b6c8d7e5f0a1b2c3d4e"
+    assert task.status is TaskStatus.NOT_START
+    assert not task.is_terminal
+    assert (task.clips, task.lyrics, task.result_url) == ((), None, None)
+
+
+def test_success_with_null_data_keeps_its_result_url() -> None:
+    task = parse("success_result_url.json")
+
+    assert task.status is TaskStatus.SUCCESS
+    assert task.clips == ()
+    assert task.lyrics is None
+    assert task.result_url == "https://cdn1.suno.ai/0b6c5e1a-7d42-4f1e-9a3b-6c8d2e4f7a91.mp3"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://cdn1.suno.ai/None.mp3", "javascript:alert(1)", "", "  ", 42, None]
+)
+def test_result_url_that_is_no_file_or_not_http_is_dropped(url: object) -> None:
+    body = load("success_result_url.json")["data"]
+    body["result_url"] = url
+
+    assert task_from_data(body).result_url is None
+
+
+def test_camel_case_result_url_is_read() -> None:
+    body = load("success_result_url.json")["data"]
+    body["resultUrl"] = body.pop("result_url")
+
+    assert task_from_data(body).result_url == body["resultUrl"]
+
+
+@pytest.mark.parametrize(
+    ("model_name", "version", "shown"),
+    [
+        ("chirp-auk", None, "chirp-auk (v4.5)"),
+        ("chirp-auk-turbo", None, "chirp-auk-turbo (v4.5-all)"),
+        ("chirp-bluejay", None, "chirp-bluejay (v4.5+)"),
+        ("chirp-crow", None, "chirp-crow (v5)"),
+        ("chirp-crow", "v5", "chirp-crow (v5)"),
+        ("chirp-v5", None, "chirp-v5"),
+        ("chirp-fenix", None, "chirp-fenix (v5.5)"),
+        ("chirp-v5-5", None, "chirp-v5-5 (v5.5)"),
+        ("chirp-v55", None, "chirp-v55 (v5.5)"),
+        ("Chirp-Fenix", None, "Chirp-Fenix (v5.5)"),
+        ("chirp-auk-turbo", "v4.5", "chirp-auk-turbo (v4.5-all)"),
+        ("chirp-v3", "v3.5", "chirp-v3 (v3.5)"),
+        ("chirp-stem", None, "chirp-stem"),
+        ("chirp-hawk_*", None, "chirp-hawk_*"),
+    ],
+)
+def test_model_names_are_shown_with_their_public_version(
+    model_name: str, version: str | None, shown: str
+) -> None:
+    body = load("nested_complete.json")["data"]
+    body["data"][0]["model_name"] = model_name
+    body["data"][0]["major_model_version"] = version
+
+    assert task_from_data(body).clips[0].model == shown
 
 
 # --- status and progress ------------------------------------------------------------------
@@ -878,6 +1077,8 @@ def test_random_damage_never_raises_and_keeps_the_invariants() -> None:
     ]
     bases.append(load("camel_case_success.json")["data"])
     bases.append(load("lyrics_action_empty.json")["data"])
+    bases.append(load("status_first_success.json")["data"])
+    bases.append(load("success_result_url.json")["data"])
     for _ in range(400):
         body = copy.deepcopy(rng.choice(bases))
         targets: list[dict[str, Any]] = [body]

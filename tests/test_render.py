@@ -26,6 +26,7 @@ from bot.suno.models import Task, TaskStatus, task_from
 from tests.kit.discord_limits import validate_message_payload
 
 SEEDS = Path("/work/shared/seeds")
+FIXTURES = Path(__file__).parent / "fixtures" / "relay"
 TASK_ID = "2a145658-3342-4228-b779-b8323a2b77df"
 SUBMIT, START, FINISH = 1726911801, 1726911812, 1726911897
 STREAM = "https://audiopipe.suno.ai/?item_id=3435e194"
@@ -43,6 +44,11 @@ def seed_task(name: str) -> Task:
     assert start is not None
     body, _ = json.JSONDecoder().raw_decode(text[start.start() :])
     return task_from(body["data"])
+
+
+def fixture_task(name: str) -> Task:
+    """The task in a relay answer stored under tests/fixtures/relay."""
+    return task_from(json.loads((FIXTURES / name).read_text(encoding="utf-8"))["data"])
 
 
 def clip(number: int = 1, **overrides: Any) -> dict[str, Any]:
@@ -94,6 +100,12 @@ def lyrics_task(text: str = "[Verse]\nHello *world*", title: str = "Night Drive"
         "SUCCESS",
         {"id": "lyr-1", "text": text, "title": title, "status": "complete", "tags": "synth"},
         action="LYRICS",
+    )
+
+
+def finished_with_result_url(url: str) -> Task:
+    return task_from(
+        {"task_id": TASK_ID, "status": "SUCCESS", "finish_time": FINISH, "result_url": url}
     )
 
 
@@ -201,6 +213,63 @@ def test_success_with_null_data_still_renders_a_card() -> None:
     assert message.embeds
 
 
+def test_success_with_only_a_result_url_offers_that_link() -> None:
+    message = render_task(fixture_task("success_result_url.json"), locale="en-US")
+    mp3 = "https://cdn1.suno.ai/0b6c5e1a-7d42-4f1e-9a3b-6c8d2e4f7a91.mp3"
+    assert_valid(message)
+    assert len(message.embeds) == 1
+    assert message.embeds[0].colour == discord.Colour(0x57F287)
+    assert message.embeds[0].url == mp3
+    assert "**Status:** Done" in description(message)
+    assert "without any songs" not in description(message)
+    assert [(button.label, button.url) for button in message.buttons] == [("MP3 · 1", mp3)]
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("https://cdn1.suno.ai/0b6c5e1a-7d42-4f1e-9a3b-6c8d2e4f7a91.mp4", "MP4 · 1"),
+        ("https://relay.example/files/0b6c5e1a?download=1", "Open result"),
+    ],
+)
+def test_result_url_button_is_labelled_by_what_it_links_to(url: str, label: str) -> None:
+    message = render_task(finished_with_result_url(url), locale="en-US")
+    assert_valid(message)
+    assert [(button.label, button.url) for button in message.buttons] == [(label, url)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cdn1.suno.ai/None.mp3",
+        "javascript:alert(1)",
+        "https://cdn1.suno.ai/" + "a" * 600 + ".mp3",
+    ],
+)
+def test_result_url_that_cannot_be_a_button_is_never_offered(url: str) -> None:
+    message = render_task(finished_with_result_url(url), locale="en-US")
+    assert_valid(message)
+    assert message.buttons == ()
+    assert "None.mp3" not in rendered_text(message)
+    assert "javascript" not in rendered_text(message)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "shown"),
+    [
+        ("chirp-fenix", "chirp-fenix (v5.5)"),
+        ("chirp-auk-turbo", "chirp-auk-turbo (v4.5-all)"),
+        ("chirp_hawk*", "chirp\\_hawk\\*"),
+    ],
+)
+def test_finished_card_shows_the_public_model_version_or_the_name_escaped(
+    model_name: str, shown: str
+) -> None:
+    message = render_task(task(data=[clip(1, model_name=model_name)]), locale="en-US")
+    fields = {field.name: field.value for field in message.embeds[0].fields}
+    assert fields["Model"] == shown
+
+
 def test_failed_song_in_a_finished_task_shows_its_error_and_no_links() -> None:
     broken = clip(
         2,
@@ -296,6 +365,9 @@ def test_huge_lyrics_are_cut_to_the_description_limit() -> None:
         ("QUEUED", "Queued", 0x5865F2),
         ("IN_PROGRESS", "Generating", 0xF1C40F),
         ("processing", "Generating", 0xF1C40F),
+        ("PENDING", "Queued", 0x5865F2),
+        ("TEXT_SUCCESS", "Generating · lyrics ready", 0xF1C40F),
+        ("FIRST_SUCCESS", "Generating · first songs ready", 0xF1C40F),
         ("UNKNOWN", "UNKNOWN", 0x95A5A6),
     ],
 )
@@ -319,6 +391,9 @@ def test_unknown_raw_status_is_shown_as_is_but_escaped() -> None:
         ("SUBMITTED", "Submitted"),
         ("QUEUED", "Queued"),
         ("IN_PROGRESS", "Generating"),
+        ("PENDING", "Queued"),
+        ("TEXT_SUCCESS", "Generating"),
+        ("FIRST_SUCCESS", "Generating"),
     ],
 )
 def test_stage_indicator_marks_the_current_stage_when_progress_says_nothing(
@@ -383,6 +458,34 @@ def test_song_finished_before_the_task_already_offers_its_mp3() -> None:
     ]
 
 
+def test_first_success_card_keeps_running_and_offers_the_finished_songs_mp3() -> None:
+    source = fixture_task("status_first_success.json")
+    message = render_task(source, locale="en-US")
+    assert_valid(message)
+    embed = message.embeds[0]
+    assert len(message.embeds) == 1
+    assert embed.colour == discord.Colour(0xF1C40F)
+    assert embed.title == "Paper Lanterns"
+    assert "**Status:** Generating · first songs ready" in description(message)
+    assert "✓ Queued → **▶ Generating** → Done" in description(message)
+    assert [field.value.split("\n")[0] for field in embed.fields if field.value] == [
+        "Ready · 3:18",
+        "Streaming",
+    ]
+    assert [(button.label, button.url, button.row) for button in message.buttons] == [
+        ("MP3 · 1", source.clips[0].audio_url, 0),
+        ("Listen live · 2", source.clips[1].stream_url, 1),
+    ]
+
+
+def test_lyrics_ready_card_says_so_under_the_song_title() -> None:
+    message = render_task(fixture_task("status_text_success.json"), locale="en-US")
+    assert_valid(message)
+    assert message.embeds[0].title == "Paper Lanterns"
+    assert "**Status:** Generating · lyrics ready" in description(message)
+    assert message.buttons == ()
+
+
 def test_task_without_clips_yet_uses_a_generic_title() -> None:
     fresh = task_from({"task_id": TASK_ID, "status": "SUBMITTED", "data": None})
     message = render_task(fresh, locale="en-US")
@@ -404,6 +507,45 @@ def test_many_running_songs_stay_within_25_fields() -> None:
 
 def reason_of(message: RenderedMessage) -> str | None:
     return next(field.value for field in message.embeds[0].fields if field.name == "Reason")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("status_create_task_failed.json", "CREATE\\_TASK\\_FAILED"),
+        ("status_generate_lyrics_failed.json", "GENERATE\\_LYRICS\\_FAILED"),
+        ("status_callback_exception.json", "CALLBACK\\_EXCEPTION"),
+        ("status_sensitive_word_error.json", "SENSITIVE\\_WORD\\_ERROR"),
+        (
+            "status_generate_audio_failed.json",
+            "Audio generation failed: the upstream model returned no audio. "
+            "Credits have been refunded.",
+        ),
+    ],
+)
+def test_named_failure_shows_its_name_as_the_reason_when_no_other_is_given(
+    name: str, reason: str
+) -> None:
+    message = render_task(fixture_task(name), locale="en-US")
+    assert_valid(message)
+    assert message.embeds[0].colour == discord.Colour(0xED4245)
+    assert "**Status:** Failed" in description(message)
+    assert reason_of(message) == reason
+
+
+def test_a_song_error_wins_over_the_failure_name() -> None:
+    broken = clip(1, status="error", audio_url=NONE_MP3, metadata={"error_message": "Too long"})
+    message = render_task(task("SENSITIVE_WORD_ERROR", [broken]), locale="en-US")
+    assert reason_of(message) == "Too long"
+
+
+def test_failure_name_with_markdown_is_shown_escaped() -> None:
+    message = render_task(task("*_<@&42>_*_ERROR", []), locale="en-US")
+    assert_valid(message)
+    reason = reason_of(message)
+    assert reason is not None
+    assert reason.startswith("\\*\\_")
+    assert "<@&42>" not in reason
 
 
 def test_failure_is_a_red_card_with_the_relay_reason() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 import discord
 from discord.utils import format_dt
@@ -50,6 +51,8 @@ _STATUS_COLOURS: dict[TaskStatus, discord.Colour] = {
     TaskStatus.SUBMITTED: discord.Colour.lighter_grey(),
     TaskStatus.QUEUED: discord.Colour.blurple(),
     TaskStatus.IN_PROGRESS: discord.Colour.gold(),
+    TaskStatus.LYRICS_READY: discord.Colour.gold(),
+    TaskStatus.FIRST_CLIPS_READY: discord.Colour.gold(),
     TaskStatus.SUCCESS: _DONE,
     TaskStatus.FAILURE: _FAILED,
     TaskStatus.UNKNOWN: discord.Colour.lighter_grey(),
@@ -62,6 +65,13 @@ STAGES = (
     TaskStatus.IN_PROGRESS,
     TaskStatus.SUCCESS,
 )
+# Where each status stands on the stage bar: a partial result is still generating.
+_STAGE_OF: dict[TaskStatus, int] = {stage: index for index, stage in enumerate(STAGES)} | {
+    TaskStatus.LYRICS_READY: STAGES.index(TaskStatus.IN_PROGRESS),
+    TaskStatus.FIRST_CLIPS_READY: STAGES.index(TaskStatus.IN_PROGRESS),
+}
+# Result links are labelled by the file they point at.
+_RESULT_BUTTONS = ((".mp3", "button.mp3"), (".mp4", "button.mp4"))
 
 _Layout = tuple[list[Card], tuple[LinkButton, ...]]
 
@@ -166,9 +176,9 @@ class _Renderer:
             filled = int(progress // _PROGRESS_CELLS)
             bar = "▰" * filled + "▱" * (_PROGRESS_CELLS - filled)
             return self.line("label.progress", f"{bar} {int(progress)}%")
-        if task.status not in STAGES:
+        current = _STAGE_OF.get(task.status)
+        if current is None:
             return None
-        current = STAGES.index(task.status)
         steps = []
         for index, stage in enumerate(STAGES):
             word = self.t(f"stage.{stage.value}")
@@ -264,16 +274,8 @@ class _Renderer:
 
     def done(self, task: Task, head: list[str]) -> _Layout:
         status = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
-        if task.lyrics is not None and not task.clips:
-            return [self.lyrics_card(task, task.lyrics, [*head, *status])], ()
         if not task.clips:
-            card = Card(
-                colour=_DONE,
-                title=fixed_text(self.t("title.task"), TITLE_LIMIT),
-                head=[*head, *status, "", self.t("text.no_songs")],
-                footer=self.footer(task),
-            )
-            return [card], ()
+            return self.done_without_clips(task, [*head, *status])
 
         cards: list[Card] = []
         groups: list[list[tuple[str, str]]] = []
@@ -293,6 +295,24 @@ class _Renderer:
                     )
                 )
         return cards, lay_out(groups)
+
+    def done_without_clips(self, task: Task, head: list[str]) -> _Layout:
+        """A finished lyrics task, a task with only a result link, or one with nothing."""
+        if task.lyrics is not None:
+            return [self.lyrics_card(task, task.lyrics, head)], ()
+        card = Card(
+            colour=_DONE,
+            title=fixed_text(self.t("title.task"), TITLE_LIMIT),
+            url=_embed_url(task.result_url),
+            head=head,
+            footer=self.footer(task),
+        )
+        if card.url is None:
+            card.head = [*head, "", self.t("text.no_songs")]
+            return [card], ()
+        path = urlsplit(card.url).path.lower()
+        key = next((key for end, key in _RESULT_BUTTONS if path.endswith(end)), "button.result")
+        return [card], lay_out([self.buttons(1, (key, card.url))])
 
     def clip_card(
         self, task: Task, clip: Clip, number: int, total: int, seen_lyrics: set[str]
@@ -376,6 +396,8 @@ class _Renderer:
             reason = next((clip.error_message for clip in task.clips if clip.error_message), None)
         if reason is None and task.lyrics is not None:
             reason = task.lyrics.error_message
+        if reason is None:
+            reason = task.failure_name
         return self.reason(reason, "text.no_reason")
 
     def reason(self, reason: str | None, fallback_key: str) -> Text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -21,6 +22,9 @@ class TaskStatus(StrEnum):
     SUBMITTED = "SUBMITTED"
     QUEUED = "QUEUED"
     IN_PROGRESS = "IN_PROGRESS"
+    # Still running, with a result in part: the lyrics, or the first finished clips.
+    LYRICS_READY = "LYRICS_READY"
+    FIRST_CLIPS_READY = "FIRST_CLIPS_READY"
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     UNKNOWN = "UNKNOWN"
@@ -43,9 +47,9 @@ class ClipState(StrEnum):
 _TASK_STATUS_WORDS: dict[str, TaskStatus] = {
     "not_start": TaskStatus.NOT_START,
     "not_started": TaskStatus.NOT_START,
-    "pending": TaskStatus.NOT_START,
     "submitted": TaskStatus.SUBMITTED,
     "queued": TaskStatus.QUEUED,
+    "pending": TaskStatus.QUEUED,
     "queueing": TaskStatus.QUEUED,
     "waiting": TaskStatus.QUEUED,
     "in_progress": TaskStatus.IN_PROGRESS,
@@ -53,6 +57,11 @@ _TASK_STATUS_WORDS: dict[str, TaskStatus] = {
     "running": TaskStatus.IN_PROGRESS,
     "generating": TaskStatus.IN_PROGRESS,
     "streaming": TaskStatus.IN_PROGRESS,
+    # Official Suno API statuses, passed through by newer relay channels.
+    "text_success": TaskStatus.LYRICS_READY,
+    "lyrics_ready": TaskStatus.LYRICS_READY,
+    "first_success": TaskStatus.FIRST_CLIPS_READY,
+    "first_clips_ready": TaskStatus.FIRST_CLIPS_READY,
     "success": TaskStatus.SUCCESS,
     "succeeded": TaskStatus.SUCCESS,
     "succeed": TaskStatus.SUCCESS,
@@ -64,6 +73,25 @@ _TASK_STATUS_WORDS: dict[str, TaskStatus] = {
     "fail": TaskStatus.FAILURE,
     "error": TaskStatus.FAILURE,
     "unknown": TaskStatus.UNKNOWN,
+}
+# The official Suno API names its failures (CREATE_TASK_FAILED, SENSITIVE_WORD_ERROR,
+# CALLBACK_EXCEPTION...): any *_FAILED or *_ERROR is one, and so are the names listed.
+_FAILURE_NAME_ENDINGS = ("_failed", "_error")
+_FAILURE_NAMES = frozenset({"callback_exception"})
+
+# Public version labels of Suno's model names; the relay's own version stands in for others.
+_MODEL_LABELS: Mapping[str, str] = {
+    "chirp-v3-0": "v3",
+    "chirp-v3-5": "v3.5",
+    "chirp-v4": "v4",
+    "chirp-auk": "v4.5",
+    "chirp-auk-turbo": "v4.5-all",
+    "chirp-bluejay": "v4.5+",
+    "chirp-crow": "v5",
+    "chirp-v5": "v5",
+    "chirp-fenix": "v5.5",
+    "chirp-v5-5": "v5.5",
+    "chirp-v55": "v5.5",
 }
 
 _CLIP_STATE_WORDS: dict[str, ClipState] = {
@@ -105,9 +133,27 @@ _LYRICS_KEYS = frozenset(
 )
 
 
-def task_status_from(raw: str) -> TaskStatus:
+# Relays repeat a handful of status strings; the bound only matters for a hostile one.
+@functools.lru_cache(maxsize=256)
+def _status_of(raw: str) -> tuple[TaskStatus, str | None]:
+    """The status a raw value means, and its name when it is a named failure."""
     word = raw.strip().lower().replace("-", "_").replace(" ", "_")
-    return _TASK_STATUS_WORDS.get(word, TaskStatus.UNKNOWN)
+    status = _TASK_STATUS_WORDS.get(word)
+    if status is not None:
+        return status, None
+    if _is_failure_name(word):
+        return TaskStatus.FAILURE, raw.strip()
+    return TaskStatus.UNKNOWN, None
+
+
+def _is_failure_name(word: str) -> bool:
+    if word in _FAILURE_NAMES:
+        return True
+    # Something must come before the ending: a bare "_failed" names nothing.
+    return any(
+        word.endswith(ending) and word[: -len(ending)].strip("_")
+        for ending in _FAILURE_NAME_ENDINGS
+    )
 
 
 def _clip_state_from(raw: str | None) -> ClipState | None:
@@ -231,6 +277,7 @@ class _RawClip(_Raw):
     msg: Text = None
     error_message: Text = None
     audio_url: Text = None
+    stream_audio_url: Text = None
     image_url: Text = None
     image_large_url: Text = None
     video_url: Text = None
@@ -246,6 +293,7 @@ class _RawTask(_Raw):
     start_time: Timestamp = None
     finish_time: Timestamp = None
     progress: Number = None
+    result_url: Text = None
     data: Any = None
 
 
@@ -295,6 +343,10 @@ class Task:
     progress: float | None = None
     clips: tuple[Clip, ...] = ()
     lyrics: Lyrics | None = None
+    # One link to the whole result, sent by relays that give a finished task no clips.
+    result_url: str | None = None
+    # The relay's own name for a failure (SENSITIVE_WORD_ERROR...), when it names one.
+    failure_name: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -323,7 +375,8 @@ def _clip_state(raw: _RawClip) -> tuple[ClipState, str]:
 
 def _model_name(raw: _RawClip) -> str | None:
     name = _first(raw.model_name, raw.mv)
-    version = _first(raw.major_model_version)
+    label = _MODEL_LABELS.get(name.lower()) if name else None
+    version = label or _first(raw.major_model_version)
     if name and version and version not in name:
         return f"{name} ({version})"
     return name or version
@@ -333,16 +386,33 @@ _EMPTY_METADATA = _RawMetadata()
 _FINISHED_CLIP_STATES = frozenset({ClipState.COMPLETE, ClipState.ERROR})
 
 
+def _media(raw: _RawClip) -> tuple[str | None, str | None]:
+    """The clip's audio file and its partial stream link."""
+    audio = media_url(raw.audio_url)
+    stream = media_url(raw.stream_audio_url)
+    if audio is not None and _is_stream(audio):
+        # The audiopipe link is a partial stream, never the song itself.
+        stream, audio = stream or audio, None
+    return audio, stream
+
+
+def _state_from_media(audio: str | None, stream: str | None) -> ClipState:
+    # The official Suno API gives a clip no status: its links say how far it got.
+    if audio is not None:
+        return ClipState.COMPLETE
+    if stream is not None:
+        return ClipState.STREAMING
+    return ClipState.UNKNOWN
+
+
 def _clip_from(raw: _RawClip, index: int) -> Clip:
     meta = raw.metadata or _EMPTY_METADATA
     state, raw_state = _clip_state(raw)
-    audio = media_url(raw.audio_url)
-    stream = None
-    if audio is not None and _is_stream(audio):
-        # The audiopipe link is a partial stream, never the song itself.
-        stream, audio = audio, None
-        if state in _FINISHED_CLIP_STATES:
-            stream = None
+    audio, stream = _media(raw)
+    if not raw_state:
+        state = _state_from_media(audio, stream)
+    if state in _FINISHED_CLIP_STATES:
+        stream = None
     duration = _first_positive(meta.duration, raw.duration)
     return Clip(
         id=_first(raw.id, raw.clip_id) or str(index + 1),
@@ -401,12 +471,13 @@ def task_from(payload: Mapping[str, Any]) -> Task:
         elif not _LYRICS_KEYS.isdisjoint(raw.data):
             lyrics = _lyrics_from(_RawClip.model_validate(raw.data))
     raw_status = (raw.status or "").strip()
+    status, failure_name = _status_of(raw_status)
     progress = raw.progress
     if progress is not None:
         progress = min(max(progress, 0.0), 100.0)
     return Task(
         task_id=_first(raw.task_id) or "",
-        status=task_status_from(raw_status),
+        status=status,
         raw_status=raw_status,
         action=(raw.action or "").strip().upper(),
         fail_reason=_first(raw.fail_reason),
@@ -416,6 +487,8 @@ def task_from(payload: Mapping[str, Any]) -> Task:
         progress=progress,
         clips=clips,
         lyrics=lyrics,
+        result_url=media_url(raw.result_url),
+        failure_name=failure_name,
     )
 
 
