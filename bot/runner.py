@@ -16,6 +16,7 @@ from bot.app import SunoBot
 from bot.config import Settings
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
+from bot.tracking.ownership import while_owner
 from bot.tracking.store import SqliteWatchStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,13 @@ async def serve(settings: Settings) -> int:
     try:
         async with assembled_bot(settings) as bot, _closed_on_stop_signals(bot):
             try:
-                await bot.start(settings.discord_token.get_secret_value())
+                # Only the store's owner logs in and edits; another process on it waits here.
+                await while_owner(
+                    bot.store,
+                    lambda: bot.start(settings.discord_token.get_secret_value()),
+                    stopped=bot.is_closed,
+                    stop=bot.close,
+                )
             except discord.LoginFailure:
                 log.error("Discord did not accept DISCORD_TOKEN; check the bot token")
                 return 1
