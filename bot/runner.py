@@ -16,7 +16,7 @@ from bot.app import SunoBot
 from bot.config import Settings
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
-from bot.tracking.ownership import while_owner
+from bot.tracking.ownership import describe_holder, while_owner
 from bot.tracking.store import SqliteWatchStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,9 @@ async def check(settings: Settings) -> int:
     except StoreError as exc:
         report(False, f"database: {exc}")
     else:
+        holder = await describe_holder(store)
         await store.close()
-        report(True, f"database opens ({settings.database_path})")
+        report(True, f"database opens ({settings.database_path}); {holder}")
     probe_id = f"check-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
         try:

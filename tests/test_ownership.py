@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
+from bot.runner import check
 from bot.tracking.ownership import (
     LEASE_TTL_SECONDS,
     RENEW_EVERY_SECONDS,
@@ -23,6 +25,7 @@ from bot.tracking.ownership import (
     while_owner,
 )
 from bot.tracking.store import Lease, SqliteWatchStore, StoreError
+from tests.kit.fake_relay import FakeRelay
 
 FAST = LeaseTiming(ttl=0.6, renew_every=0.2, retry_every=0.05, clock_check=0.05, stop_check=0.02)
 
@@ -319,3 +322,28 @@ async def test_a_cancelled_owner_still_releases_the_lease(
         await task
 
     assert await holder_of(observer) is None
+
+
+async def test_check_names_the_instance_holding_the_store(
+    stores: tuple[SqliteWatchStore, SqliteWatchStore],
+    db_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    running, _ = stores
+    async with FakeRelay(api_key="sk-check") as relay:
+        settings = Settings(
+            _env_file=None,
+            DISCORD_TOKEN="discord-token-for-check",
+            SUNO_API_BASE_URL=relay.base_url,
+            SUNO_API_KEY="sk-check",
+            DATABASE_URL=f"sqlite:///{db_path}",
+        )
+        assert await running.acquire_lease(STORE_LEASE, "web-1:42:abcdef", ttl=15)
+        assert await check(settings) == 0
+        assert await running.release_lease(STORE_LEASE, "web-1:42:abcdef")
+        assert await check(settings) == 0
+    held, free = [line for line in capsys.readouterr().out.splitlines() if "database opens" in line]
+
+    assert held.startswith(f"ok    database opens ({db_path}); held by web-1:42:abcdef until 20")
+    assert held.endswith(" UTC")
+    assert free == f"ok    database opens ({db_path}); no running instance holds it"

@@ -228,5 +228,16 @@ class LeaseKeeper:
             log.info("released the store")
 
 
+async def describe_holder(store: LeaseStore) -> str:
+    """Who works on the store now, in words, for the operator's self-test."""
+    try:
+        holder = await store.lease_holder(STORE_LEASE)
+    except StoreError as exc:
+        return f"could not read which instance holds it ({exc})"
+    if holder is None:
+        return "no running instance holds it"
+    return f"held by {holder.owner} until {_clock_time(holder.expires_at)}"
+
+
 def _clock_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
