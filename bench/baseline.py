@@ -10,11 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import NO_MENTIONS
 from bot.render import RenderedMessage, render_error, render_task
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayError
 from bot.suno.models import Task
-from bot.tracking.editor import NO_MENTIONS
 
 log = logging.getLogger(__name__)
 

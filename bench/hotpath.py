@@ -9,11 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from discord.http import handle_message_parameters
-from discord.utils import _to_json
 
+from bot.app import NO_MENTIONS
 from bot.render import RenderedMessage, render_task
 from bot.suno.models import envelope_from, task_from_data
-from bot.tracking.editor import NO_MENTIONS
 from tests.kit.payloads import envelope, music_timeline, task_payload
 
 LOCALE = "en-US"
@@ -95,7 +94,12 @@ def parse_render_and_build_edit(body: bytes) -> bytes:
     with handle_message_parameters(
         embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
     ) as params:
-        return _to_json(params.payload).encode()
+        return _edit_json(params.payload).encode()
+
+
+def _edit_json(payload: Any) -> str:
+    """The request body discord.py sends for the edit (its encoding when orjson is absent)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 
 def _throughput(work: Callable[[bytes], object], bodies: list[bytes], seconds: float) -> float:

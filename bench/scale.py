@@ -16,9 +16,9 @@ from bench.relay_load import SCENARIO as RELAY_SCENARIO
 from bench.relay_load import TARGET_FACTOR, edits_so_far, ideal_requests
 from bench.report import Row
 from bench.workload import add_ramping_tasks
+from bot.app import NO_MENTIONS
 from bot.render import render_task
 from bot.suno.models import envelope_from, task_from_data
-from bot.tracking.editor import NO_MENTIONS
 from tests.kit.fake_discord import JSONObject
 
 SCENARIO = "4 scale"
