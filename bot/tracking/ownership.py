@@ -73,7 +73,8 @@ async def while_owner(
 
     Waits for the lease first; returns without running `work` if `stopped()` turns true
     meanwhile. Should the lease be lost, `stop()` is awaited (it must make `work` return) and
-    LeaseLost is raised once `work` has returned.
+    LeaseLost is raised once `work` has returned. `keeper`, when given, replaces the default
+    keeper of the store's lease (tests pass one with short timings).
     """
     keeper = keeper or LeaseKeeper(store)
     try:
