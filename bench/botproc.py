@@ -30,11 +30,12 @@ from bench.hotpath import measure_hot_path
 from bench.stats import summarize
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.render import render_task
 from bot.runner import assembled_bot
 from bot.suno.client import RelayClient
 from bot.suno.models import Task, envelope_from, task_from_data
 from bot.tracking.store import NewWatch
-from tests.kit.fake_discord import _drain_command_handlers
+from tests.kit.fake_discord import CommandHandlers
 
 log = logging.getLogger("bench.botproc")
 
@@ -96,6 +97,7 @@ class Host:
         self.bot: SunoBot | NaiveBot | None = None
         self.stack = AsyncExitStack()
         self.runner: asyncio.Task[None] | None = None
+        self.handlers: CommandHandlers | None = None
         self.probe = LoopProbe()
         self.probe_started = (0.0, 0.0)
         self.watches_added = 0
@@ -133,6 +135,7 @@ class Host:
         # The fake has one guild and sends it at once; waiting 2 s for more only slows startup.
         bot._connection.guild_ready_timeout = 0.1
         self.bot = bot
+        self.handlers = self.stack.enter_context(CommandHandlers(bot))
         token = settings.discord_token.get_secret_value()
         self.runner = asyncio.create_task(bot.start(token), name="bot")
         deadline = time.monotonic() + READY_TIMEOUT
@@ -198,7 +201,8 @@ class Host:
 
     async def stop(self, request: dict[str, Any]) -> Any:
         peak = _peak_rss_kib()
-        await _drain_command_handlers(float(request.get("grace", 2.0)))
+        if self.handlers is not None:
+            await self.handlers.drain(float(request.get("grace", 2.0)))
         await self.stack.aclose()
         if self.bot is not None:
             await self.bot.close()
@@ -234,7 +238,7 @@ async def _register_ours(
             + timedelta(seconds=bot.settings.watch_timeout_seconds),
         )
     )
-    fingerprint = bot.tracker.render(task, locale=locale).fingerprint
+    fingerprint = render_task(task, locale=locale).fingerprint
     await bot.store.set_message_id(watch.id, message_id)
     await bot.store.set_fingerprint(watch.id, fingerprint)
     watch = dataclasses.replace(watch, message_id=message_id, last_fingerprint=fingerprint)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -11,20 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.kit.fake_discord import (
-    EPHEMERAL,
-    CallbackRecord,
-    FakeDiscord,
-    FakeInteraction,
-    FakeMessage,
-    JSONObject,
-    _interaction_token,
-    _user,
-)
+from tests.kit.fake_discord import FakeDiscord, FakeMessage, JSONObject, RecordedRequest
 from tests.kit.fake_relay import FakeRelay
-
-# The flags a CHANNEL_MESSAGE_WITH_SOURCE callback may set (as in the fake's callback route).
-_CALLBACK_FLAGS = EPHEMERAL
 
 
 class StampedRelay(FakeRelay):
@@ -35,13 +22,11 @@ class StampedRelay(FakeRelay):
         self.stamps: list[float] = []
         self.batch_sizes: list[tuple[float, int]] = []
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def request_received(self, request: web.Request) -> None:
         self.stamps.append(time.monotonic())
-        return await super()._handle(request)
 
-    async def _answer_batch(self, task_ids: tuple[str, ...]) -> web.StreamResponse:
+    def batch_requested(self, task_ids: tuple[str, ...]) -> None:
         self.batch_sizes.append((time.monotonic(), len(task_ids)))
-        return await super()._answer_batch(task_ids)
 
     def requests_between(self, start: float, end: float) -> int:
         return sum(1 for at in self.stamps if start <= at < end)
@@ -72,6 +57,8 @@ class LeanFakeDiscord(FakeDiscord):
         # Interaction id → (when its first callback request arrived, the status it got).
         self.callbacks: dict[int, tuple[float, int]] = {}
         self.keep_bodies = True
+        self.add_request_listener(self._count_request)
+        self.add_edit_listener(self._count_edit)
 
     def _kind(self, path: str) -> str:
         if path.startswith("/interactions/"):
@@ -82,9 +69,7 @@ class LeanFakeDiscord(FakeDiscord):
             return "channel"
         return "other"
 
-    async def _handle_rest(self, request: web.Request) -> web.StreamResponse:
-        response = await super()._handle_rest(request)
-        record = self.requests[-1]
+    def _count_request(self, record: RecordedRequest) -> None:
         kind = self._kind(record.path)
         self.counts[(record.method, kind, record.status)] += 1
         if kind == "callback":
@@ -92,10 +77,8 @@ class LeanFakeDiscord(FakeDiscord):
             self.callbacks.setdefault(iid, (record.time, record.status))
         if not self.keep_bodies:
             self.requests.clear()
-        return response
 
-    def _edit_message(self, message: FakeMessage, body: JSONObject, *args: Any, **kw: Any) -> None:
-        super()._edit_message(message, body, *args, **kw)
+    def _count_edit(self, message: FakeMessage) -> None:
         self.edit_counts[message.id] += 1
         if not self.keep_bodies:
             message.edits.clear()
@@ -124,39 +107,10 @@ def seed_status_messages(
     """
     seeded = []
     for index, task_id in enumerate(task_ids):
-        data = fake._command_data("suno", "status", {"task_id": task_id}, guild=True)
-        iid = fake._ids.next()
-        token = _interaction_token(iid)
-        user = _user(user_id + index)
-        payload = fake._interaction_payload(
-            iid, token, 2, data, user=user, channel_id=fake.channel_id, guild=True, locale="en-US"
+        interaction = fake.answered_interaction(
+            body, options={"task_id": task_id}, user_id=user_id + index
         )
-        interaction = FakeInteraction(
-            id=iid,
-            token=token,
-            type=2,
-            channel_id=fake.channel_id,
-            guild_id=fake.guild_id,
-            user=user,
-            payload=payload,
-            message_id=None,
-            changes=fake._changes,
-        )
-        fake.interactions[iid] = interaction
-        fake._by_token[token] = interaction
-        interaction.dispatched_at = time.monotonic()
-        message = fake._create_message(
-            copy.deepcopy(body),
-            [],
-            via="callback",
-            channel_id=fake.channel_id,
-            guild_id=fake.guild_id,
-            mtype=20,
-            flags_allowed=_CALLBACK_FLAGS,
-            interaction=interaction,
-            original=True,
-            problem_prefix="data.",
-        )
-        interaction.callback = CallbackRecord(4, copy.deepcopy(body), 0.0)
-        seeded.append(SeededWatch(payload, message.id))
+        message_id = interaction.original_message_id
+        assert message_id is not None
+        seeded.append(SeededWatch(interaction.payload, message_id))
     return seeded

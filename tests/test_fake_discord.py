@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,34 @@ class KitBot(commands.Bot):
         self.seen: list[KitInteraction] = []
         self.callback_message_ids: list[int | None] = []
         self.tree.add_command(SunoGroup(self))
+
+    async def setup_hook(self) -> None:
+        guild = discord.Object(self.guild_id)
+        self.tree.copy_global_to(guild=guild)
+        await self.tree.sync(guild=guild)
+
+
+class SlowBot(commands.Bot):
+    """Its `/suno status` answers only once `release` is set, and records how each run ended."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.none())
+        self.guild_id = guild_id
+        self.release = asyncio.Event()
+        self.outcomes: list[str] = []
+        group = app_commands.Group(name="suno", description="Follow Suno tasks")
+
+        @group.command(description="Show a task once released")
+        async def status(interaction: discord.Interaction[SlowBot], task_id: str) -> None:
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.outcomes.append("cancelled")
+                raise
+            await interaction.response.send_message(f"Task {task_id}")
+            self.outcomes.append("answered")
+
+        self.tree.add_command(group)
 
     async def setup_hook(self) -> None:
         guild = discord.Object(self.guild_id)
@@ -431,3 +460,27 @@ async def test_followups_post_new_messages_but_first_replace_a_deferred_reply(
     assert original.content == "first"
     assert inter.followup_ids == [second.id]
     assert fake.messages[second.id].edits[0].via == "webhook"
+
+
+async def test_leaving_the_block_lets_the_commands_dispatched_in_it_finish(
+    fake: FakeDiscord,
+) -> None:
+    bot = SlowBot(fake.guild_id)
+    async with fake.running(bot):
+        inter = await fake.interact(options={"task_id": "slow"})
+        asyncio.get_running_loop().call_later(0.2, bot.release.set)
+
+    assert bot.outcomes == ["answered"]
+    assert inter.callback is not None and inter.callback.type == 4
+    assert "interaction_check" not in vars(bot.tree)
+
+
+async def test_a_command_still_running_after_the_drain_timeout_is_cancelled(
+    fake: FakeDiscord,
+) -> None:
+    bot = SlowBot(fake.guild_id)
+    async with fake.running(bot, drain_timeout=0.2):
+        inter = await fake.interact(options={"task_id": "stuck"})
+
+    assert bot.outcomes == ["cancelled"]
+    assert inter.callback is None
