@@ -12,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.tracking.store import WatchOutcome
-from tests.kit.fake_discord import FAKE_BOT_TOKEN, FakeDiscord, FakeMessage
+from tests.kit.fake_discord import FAKE_BOT_TOKEN, TOKEN_LIFETIME, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay, RelayReply
 from tests.kit.harness import bot_settings, running_bot, text_of
 from tests.kit.payloads import clip, clip_ids_for, music_timeline, task_payload
 
 REPO = Path(__file__).resolve().parent.parent
-TOKEN_LIFETIME = timedelta(minutes=15)
 
 
-def is_done(message: FakeMessage) -> bool:
+def shows_done(message: FakeMessage) -> bool:
+    """Whether the message says anywhere that the task is done."""
     return "**Status:** Done" in text_of(message)
 
 
@@ -107,11 +107,11 @@ async def test_a_graceful_stop_mid_task_resumes_and_finishes_the_original_messag
         assert message is not None
         await fake.wait_for(lambda: len(message.edits) >= 3)
     edits_before_restart = len(message.edits)
-    assert not is_done(message)
+    assert not shows_done(message)
     assert stored(database)[0][0] == WatchOutcome.ACTIVE
 
     async with running_bot(fake, settings) as bot:
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_done(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert len(message.edits) > edits_before_restart
     assert message.edits[-1].via == "webhook"
@@ -127,10 +127,10 @@ async def test_a_hard_kill_loses_nothing_that_was_acknowledged(
     message = await process.watching(fake, "crash", edits=2)
     code, _ = await process.signal_and_wait(signal.SIGKILL)
     assert code == -signal.SIGKILL
-    assert not is_done(message)
+    assert not shows_done(message)
 
     async with running_bot(fake, bot_settings(relay, database)) as bot:
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_done(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert stored(database) == [(WatchOutcome.FINISHED, None)]
 
@@ -153,7 +153,7 @@ async def test_a_crash_while_the_relay_is_slow_still_finishes_the_thinking_messa
     async with running_bot(fake, bot_settings(relay, database)) as bot:
         message = fake.message_for(interaction)
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_done(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert not message.loading
 
@@ -173,7 +173,7 @@ async def test_when_the_token_expired_during_the_downtime_the_channel_edit_finis
     await fake.wait_for(interaction.token_expired, timeout=10)
 
     async with running_bot(fake, settings) as bot:
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_done(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert message.edits[-1].via == "channel"
     assert not [r for r in fake.requests if r.status == 401]
@@ -196,7 +196,7 @@ async def test_sigterm_stops_the_bot_cleanly_and_the_watch_resumes_later(
     assert all(i.token not in output for i in fake.interactions.values())
 
     async with running_bot(fake, bot_settings(relay, database)) as bot:
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_done(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
 
 

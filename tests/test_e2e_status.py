@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.tracking.store import WatchOutcome
-from tests.kit.fake_discord import FakeDiscord, FakeInteraction, FakeMessage
+from tests.kit.fake_discord import TOKEN_LIFETIME, FakeDiscord, FakeInteraction, FakeMessage
 from tests.kit.fake_relay import FakeRelay, RelayReply
 from tests.kit.harness import bot_settings, link_buttons, running_bot, text_of
 from tests.kit.payloads import (
@@ -27,7 +27,6 @@ from tests.kit.payloads import (
 )
 
 STATUS_LINE = re.compile(r"\*\*Status:\*\* ([^\n]+)")
-TOKEN_LIFETIME = timedelta(minutes=15)
 
 
 def shown_status(payload: dict[str, Any]) -> str | None:
@@ -42,7 +41,8 @@ def status_sequence(message: FakeMessage) -> list[str | None]:
     return [shown_status(edit.payload) for edit in message.edits]
 
 
-def is_done(message: FakeMessage) -> bool:
+def shows_final_status(message: FakeMessage) -> bool:
+    """Whether the status line of the first embed says Done or Failed."""
     return bool(message.embeds) and shown_status({"embeds": message.embeds}) in ("Done", "Failed")
 
 
@@ -134,7 +134,7 @@ async def test_each_relay_shape_moves_through_every_stage_to_one_card_per_clip(
         interaction = await ask(fake, task_id)
         message = fake.message_for(interaction)
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert status_sequence(message) == ["Not started", "Submitted", "Queued", "Generating", "Done"]
     assert len(message.embeds) == 2
@@ -176,7 +176,7 @@ async def test_a_failed_task_ends_red_with_the_reason_and_no_links(
     async with running_bot(fake, bot_settings(relay, database)):
         message = fake.message_for(await ask(fake, "fails"))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     assert shown_status({"embeds": message.embeds}) == "Failed"
     assert message.embeds[0]["color"] == 0xED4245
     assert "Prompt rejected by moderation" in text_of(message)
@@ -202,7 +202,7 @@ async def test_private_status_is_only_shown_to_the_requester(
     async with running_bot(fake, bot_settings(relay, database)):
         message = fake.message_for(await ask(fake, "mine", private=True))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     assert message.ephemeral
     assert {edit.via for edit in message.edits} == {"callback", "webhook"}
 
@@ -286,7 +286,7 @@ async def test_the_message_is_edited_only_when_what_it_shows_changes(
     async with running_bot(fake, bot_settings(relay, database)):
         message = fake.message_for(await ask(fake, "steady"))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     assert relay.fetch_count("steady") == 9
     assert status_sequence(message) == ["Queued", "Done"]
 
@@ -298,7 +298,7 @@ async def test_polling_stops_once_the_task_is_finished(
     async with running_bot(fake, bot_settings(relay, database)) as bot:
         message = fake.message_for(await ask(fake, "ends"))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
         await fake.wait_for(lambda: bot.tracker.stats().tasks == 0)
         polls = relay.fetch_count("ends")
         await asyncio.sleep(5 * 0.1)  # five poll intervals in which nothing may happen
@@ -333,7 +333,7 @@ async def test_mentions_never_ping_and_hostile_relay_text_is_never_rejected(
     async with running_bot(fake, bot_settings(relay, database)):
         message = fake.message_for(await ask(fake, "hostile"))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     assert fake.rejected == []
     bodies = sent_to_discord(fake)
     assert bodies
@@ -355,7 +355,7 @@ async def test_a_rate_limited_edit_is_retried_and_the_message_still_finishes(
     async with running_bot(fake, bot_settings(relay, database)):
         message = fake.message_for(await ask(fake, "limited"))
         assert message is not None
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     assert [r.status for r in fake.requests if r.status == 429] == [429, 429]
     assert fake.rejected == []
 
@@ -375,9 +375,9 @@ async def test_a_deleted_message_ends_its_watch_quietly_while_others_go_on(
         second = fake.message_for(await ask(fake, "gone"))
         assert first is not None and second is not None
         fake.delete_message(first.id)
-        await fake.wait_for(lambda: is_done(second))
+        await fake.wait_for(lambda: shows_final_status(second))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
-    assert not is_done(first)
+    assert not shows_final_status(first)
     assert sorted(stored_outcomes(database)) == sorted([WatchOutcome.LOST, WatchOutcome.FINISHED])
 
 
@@ -401,7 +401,7 @@ async def test_after_the_token_expires_edits_go_through_the_bots_channel_access(
         await interaction.wait_callback()
         message = fake.message_for(interaction)
         assert message is not None
-        await fake.wait_for(lambda: is_done(message), timeout=15)
+        await fake.wait_for(lambda: shows_final_status(message), timeout=15)
     vias = [edit.via for edit in message.edits]
     assert vias[0] == "callback"
     switch = vias.index("channel")
@@ -429,7 +429,7 @@ async def test_a_token_that_dies_early_is_used_once_and_never_again(
         assert message is not None
         await fake.wait_for(lambda: len(message.edits) >= 3)
         fake.expire_token(interaction.token)
-        await fake.wait_for(lambda: is_done(message))
+        await fake.wait_for(lambda: shows_final_status(message))
     rejected_token_calls = [r for r in fake.requests if r.status == 401]
     assert len(rejected_token_calls) == 1
     assert message.edits[-1].via == "channel"
