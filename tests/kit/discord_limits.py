@@ -83,62 +83,73 @@ def _embed(problems: list[str], where: str, embed: object) -> int:
     if embed.get("type", "rich") != "rich":
         problems.append(f"{where}.type: only 'rich' embeds can be sent")
     _url(problems, f"{where}.url", embed.get("url"))
-    color = embed.get("color")
-    if color is not None and (
-        not isinstance(color, int) or isinstance(color, bool) or not 0 <= color <= 0xFFFFFF
-    ):
-        problems.append(f"{where}.color: not a colour ({color!r})")
+    _color(problems, f"{where}.color", embed.get("color"))
     for media in ("image", "thumbnail"):
-        item = embed.get(media)
-        if item is not None:
-            if not isinstance(item, Mapping):
-                problems.append(f"{where}.{media}: not an object")
-            else:
-                _url(problems, f"{where}.{media}.url", item.get("url"), images=True, required=True)
-    footer = embed.get("footer")
-    if footer is not None:
-        if not isinstance(footer, Mapping):
-            problems.append(f"{where}.footer: not an object")
-        else:
-            total += _text(
-                problems, f"{where}.footer.text", footer.get("text"), FOOTER_LIMIT, required=True
-            )
-            _url(problems, f"{where}.footer.icon_url", footer.get("icon_url"), images=True)
-    author = embed.get("author")
-    if author is not None:
-        if not isinstance(author, Mapping):
-            problems.append(f"{where}.author: not an object")
-        else:
-            total += _text(
-                problems,
-                f"{where}.author.name",
-                author.get("name"),
-                AUTHOR_NAME_LIMIT,
-                required=True,
-            )
-            _url(problems, f"{where}.author.url", author.get("url"))
-            _url(problems, f"{where}.author.icon_url", author.get("icon_url"), images=True)
-    fields = embed.get("fields")
-    if fields is not None:
-        if not isinstance(fields, list):
-            problems.append(f"{where}.fields: not a list")
-            return total
-        if len(fields) > MAX_FIELDS:
-            problems.append(f"{where}.fields: {len(fields)} fields > {MAX_FIELDS}")
-        for index, item in enumerate(fields):
-            at = f"{where}.fields[{index}]"
-            if not isinstance(item, Mapping):
-                problems.append(f"{at}: not an object")
-                continue
-            total += _text(
-                problems, f"{at}.name", item.get("name"), FIELD_NAME_LIMIT, required=True
-            )
-            total += _text(
-                problems, f"{at}.value", item.get("value"), FIELD_VALUE_LIMIT, required=True
-            )
-            inline = item.get("inline")
-            if inline is not None and not isinstance(inline, bool):
-                problems.append(f"{at}.inline: not a boolean")
+        _media(problems, f"{where}.{media}", embed.get(media))
+    total += _footer(problems, f"{where}.footer", embed.get("footer"))
+    total += _author(problems, f"{where}.author", embed.get("author"))
+    total += _fields(problems, f"{where}.fields", embed.get("fields"))
+    return total
+
+
+def _color(problems: list[str], where: str, color: object) -> None:
+    if color is None:
+        return
+    if not isinstance(color, int) or isinstance(color, bool) or not 0 <= color <= 0xFFFFFF:
+        problems.append(f"{where}: not a colour ({color!r})")
+
+
+def _media(problems: list[str], where: str, item: object) -> None:
+    if item is None:
+        return
+    if not isinstance(item, Mapping):
+        problems.append(f"{where}: not an object")
+    else:
+        _url(problems, f"{where}.url", item.get("url"), images=True, required=True)
+
+
+def _footer(problems: list[str], where: str, footer: object) -> int:
+    if footer is None:
+        return 0
+    if not isinstance(footer, Mapping):
+        problems.append(f"{where}: not an object")
+        return 0
+    total = _text(problems, f"{where}.text", footer.get("text"), FOOTER_LIMIT, required=True)
+    _url(problems, f"{where}.icon_url", footer.get("icon_url"), images=True)
+    return total
+
+
+def _author(problems: list[str], where: str, author: object) -> int:
+    if author is None:
+        return 0
+    if not isinstance(author, Mapping):
+        problems.append(f"{where}: not an object")
+        return 0
+    total = _text(problems, f"{where}.name", author.get("name"), AUTHOR_NAME_LIMIT, required=True)
+    _url(problems, f"{where}.url", author.get("url"))
+    _url(problems, f"{where}.icon_url", author.get("icon_url"), images=True)
+    return total
+
+
+def _fields(problems: list[str], where: str, fields: object) -> int:
+    if fields is None:
+        return 0
+    if not isinstance(fields, list):
+        problems.append(f"{where}: not a list")
+        return 0
+    if len(fields) > MAX_FIELDS:
+        problems.append(f"{where}: {len(fields)} fields > {MAX_FIELDS}")
+    total = 0
+    for index, item in enumerate(fields):
+        at = f"{where}[{index}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{at}: not an object")
+            continue
+        total += _text(problems, f"{at}.name", item.get("name"), FIELD_NAME_LIMIT, required=True)
+        total += _text(problems, f"{at}.value", item.get("value"), FIELD_VALUE_LIMIT, required=True)
+        inline = item.get("inline")
+        if inline is not None and not isinstance(inline, bool):
+            problems.append(f"{at}.inline: not a boolean")
     return total
 
 
@@ -150,23 +161,31 @@ def _button(problems: list[str], where: str, button: Mapping[str, Any]) -> None:
     if label is not None:
         _text(problems, f"{where}.label", label, BUTTON_LABEL_LIMIT)
     if style == LINK_STYLE:
-        url = button.get("url")
-        if not _is_url(url, ("http", "https", "discord")):
-            problems.append(f"{where}.url: a link button needs an http(s) or discord URL")
-        elif isinstance(url, str) and len(url) > BUTTON_URL_LIMIT:
-            problems.append(f"{where}.url: {len(url)} characters > {BUTTON_URL_LIMIT}")
-        if "custom_id" in button:
-            problems.append(f"{where}: a link button cannot have a custom_id")
+        _link_button(problems, where, button)
     elif style in (1, 2, 3, 4):
-        custom_id = button.get("custom_id")
-        if not isinstance(custom_id, str) or not custom_id:
-            problems.append(f"{where}.custom_id: required")
-        elif len(custom_id) > CUSTOM_ID_LIMIT:
-            problems.append(f"{where}.custom_id: {len(custom_id)} characters > {CUSTOM_ID_LIMIT}")
-        if "url" in button:
-            problems.append(f"{where}: only link buttons have a url")
+        _custom_id_button(problems, where, button)
     elif style != PREMIUM_STYLE:
         problems.append(f"{where}.style: unknown button style {style!r}")
+
+
+def _link_button(problems: list[str], where: str, button: Mapping[str, Any]) -> None:
+    url = button.get("url")
+    if not _is_url(url, ("http", "https", "discord")):
+        problems.append(f"{where}.url: a link button needs an http(s) or discord URL")
+    elif isinstance(url, str) and len(url) > BUTTON_URL_LIMIT:
+        problems.append(f"{where}.url: {len(url)} characters > {BUTTON_URL_LIMIT}")
+    if "custom_id" in button:
+        problems.append(f"{where}: a link button cannot have a custom_id")
+
+
+def _custom_id_button(problems: list[str], where: str, button: Mapping[str, Any]) -> None:
+    custom_id = button.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        problems.append(f"{where}.custom_id: required")
+    elif len(custom_id) > CUSTOM_ID_LIMIT:
+        problems.append(f"{where}.custom_id: {len(custom_id)} characters > {CUSTOM_ID_LIMIT}")
+    if "url" in button:
+        problems.append(f"{where}: only link buttons have a url")
 
 
 def _components(problems: list[str], components: object) -> None:
@@ -176,29 +195,32 @@ def _components(problems: list[str], components: object) -> None:
     if len(components) > MAX_ACTION_ROWS:
         problems.append(f"components: {len(components)} action rows > {MAX_ACTION_ROWS}")
     for row_index, row in enumerate(components):
-        where = f"components[{row_index}]"
-        if not isinstance(row, Mapping) or row.get("type") != ACTION_ROW:
-            problems.append(f"{where}: top-level components must be action rows")
-            continue
-        children = row.get("components")
-        if not isinstance(children, list) or not children:
-            problems.append(f"{where}.components: an action row needs 1 to 5 components")
-            continue
-        if len(children) > MAX_ROW_COMPONENTS:
-            problems.append(f"{where}.components: {len(children)} > {MAX_ROW_COMPONENTS}")
-        kinds = {child.get("type") for child in children if isinstance(child, Mapping)}
-        if kinds - {BUTTON} and len(children) > 1:
-            problems.append(f"{where}: a select menu must be alone in its row")
-        for index, child in enumerate(children):
-            at = f"{where}.components[{index}]"
-            if not isinstance(child, Mapping):
-                problems.append(f"{at}: not an object")
-            elif child.get("type") == BUTTON:
-                _button(problems, at, child)
-            else:
-                custom_id = child.get("custom_id")
-                if isinstance(custom_id, str) and len(custom_id) > CUSTOM_ID_LIMIT:
-                    problems.append(f"{at}.custom_id: {len(custom_id)} > {CUSTOM_ID_LIMIT}")
+        _action_row(problems, f"components[{row_index}]", row)
+
+
+def _action_row(problems: list[str], where: str, row: object) -> None:
+    if not isinstance(row, Mapping) or row.get("type") != ACTION_ROW:
+        problems.append(f"{where}: top-level components must be action rows")
+        return
+    children = row.get("components")
+    if not isinstance(children, list) or not children:
+        problems.append(f"{where}.components: an action row needs 1 to 5 components")
+        return
+    if len(children) > MAX_ROW_COMPONENTS:
+        problems.append(f"{where}.components: {len(children)} > {MAX_ROW_COMPONENTS}")
+    kinds = {child.get("type") for child in children if isinstance(child, Mapping)}
+    if kinds - {BUTTON} and len(children) > 1:
+        problems.append(f"{where}: a select menu must be alone in its row")
+    for index, child in enumerate(children):
+        at = f"{where}.components[{index}]"
+        if not isinstance(child, Mapping):
+            problems.append(f"{at}: not an object")
+        elif child.get("type") == BUTTON:
+            _button(problems, at, child)
+        else:
+            custom_id = child.get("custom_id")
+            if isinstance(custom_id, str) and len(custom_id) > CUSTOM_ID_LIMIT:
+                problems.append(f"{at}.custom_id: {len(custom_id)} > {CUSTOM_ID_LIMIT}")
 
 
 def validate_message_payload(payload: Mapping[str, Any]) -> list[str]:
