@@ -10,7 +10,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.render import Notice, RenderedMessage, render_error, render_task
+from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
 from bot.tracking.editor import MessageEditor
@@ -36,6 +36,11 @@ class StatusPresenter:
     def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
         return render_task(
             task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+        )
+
+    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> RenderedMessage:
+        return render_unanswered(
+            task_id, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
         )
 
     def error(self, message_key: str, *, locale: str) -> RenderedMessage:

@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import SunoBot
-from bot.render import RenderedMessage, render_error, render_task
+from bot.render import RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.errors import RelayError
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
@@ -43,18 +43,33 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         fetch = asyncio.ensure_future(self.bot.relay.fetch(task_id))
         try:
             done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
-            if done:
-                await self._answer_now(interaction, task_id, fetch.result(), private=private)
-            else:
+            if not done:
                 await self._answer_late(interaction, task_id, fetch, private=private)
+                return
+            failure = _transient(fetch.exception())
+            if failure is not None:
+                # The relay may be fine a second later: the message waits and the tracker asks.
+                rendered = render_unanswered(task_id, locale=str(interaction.locale))
+                await self._reply(interaction, task_id, rendered, failure=failure, private=private)
+            else:
+                task = fetch.result()  # not-found and a rejected key end here, privately
+                rendered = self._render(interaction, task)
+                await self._reply(interaction, task_id, rendered, task=task, private=private)
         finally:
             fetch.cancel()
 
-    async def _answer_now(
-        self, interaction: Interaction, task_id: str, task: Task, *, private: bool
+    async def _reply(
+        self,
+        interaction: Interaction,
+        task_id: str,
+        rendered: RenderedMessage,
+        *,
+        private: bool,
+        task: Task | None = None,
+        failure: RelayError | None = None,
     ) -> None:
-        rendered = self._render(interaction, task)
-        if task.is_terminal:
+        """Answers with `rendered`; the watch that keeps it current is stored before."""
+        if task is not None and task.is_terminal:
             await interaction.response.send_message(
                 embeds=list(rendered.embeds),
                 view=rendered.view() or discord.utils.MISSING,
@@ -73,7 +88,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
             await self.bot.store.finish(watch.id, WatchOutcome.LOST)
             raise
         message_id = callback.message_id if callback is not None else None
-        await self._start_watch(watch, task, rendered.fingerprint, message_id)
+        await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
     async def _answer_late(
         self, interaction: Interaction, task_id: str, fetch: asyncio.Future[Task], *, private: bool
@@ -84,13 +99,22 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         message_id = callback.message_id if callback is not None else None
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
+        task: Task | None = None
+        failure: RelayError | None = None
         try:
             task = await fetch
         except RelayError as exc:
-            await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
-            await self._replace_with_error(interaction, exc.message_key, private=private)
-            return
-        rendered = self._render(interaction, task)
+            if not exc.transient:
+                await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+                await self._replace_with_error(interaction, exc.message_key, private=private)
+                return
+            failure = exc
+        locale = str(interaction.locale)
+        rendered = (
+            self._render(interaction, task)
+            if task is not None
+            else render_unanswered(task_id, locale=locale)
+        )
         try:
             await interaction.edit_original_response(
                 embeds=list(rendered.embeds), view=rendered.view()
@@ -98,12 +122,12 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         except discord.HTTPException as exc:
             # The tracker's next poll shows the task instead; the "thinking" message never stays.
             log.info("first edit of watch %s failed: HTTP %s", watch.id, exc.status)
-            await self._start_watch(watch, task, None, message_id)
+            await self._start_watch(watch, task, None, message_id, failure=failure)
             return
-        if task.is_terminal:
+        if task is not None and task.is_terminal:
             await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
             return
-        await self._start_watch(watch, task, rendered.fingerprint, message_id)
+        await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
     async def _replace_with_error(
         self, interaction: Interaction, message_key: str, *, private: bool
@@ -117,15 +141,23 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         await reply_error(interaction, message_key)
 
     async def _start_watch(
-        self, watch: Watch, task: Task, fingerprint: str | None, message_id: int | None
+        self,
+        watch: Watch,
+        task: Task | None,
+        fingerprint: str | None,
+        message_id: int | None,
+        *,
+        failure: RelayError | None = None,
     ) -> None:
-        """Hands the watch to the tracker; `fingerprint` is what the message shows, if known."""
+        """Hands the watch to the tracker; `fingerprint` is what the message shows, if known,
+        and `failure` why the relay gave no task (the tracker then retries with backoff)."""
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
         if fingerprint is not None:
             await self.bot.store.set_fingerprint(watch.id, fingerprint)
         watch = dataclasses.replace(watch, message_id=message_id, last_fingerprint=fingerprint)
-        self.bot.tracker.add(watch, task=task, poll_now=fingerprint is None)
+        poll_now = fingerprint is None and failure is None
+        self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
     def _render(self, interaction: Interaction, task: Task) -> RenderedMessage:
         # The first answer never carries a notice, so the watch timeout plays no part here.
@@ -146,6 +178,11 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
         )
+
+
+def _transient(error: BaseException | None) -> RelayError | None:
+    """`error` when it is a relay failure worth retrying (not a missing task or a bad key)."""
+    return error if isinstance(error, RelayError) and error.transient else None
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -1,7 +1,7 @@
 """Rendering of a task or an error into Discord embeds and link buttons, within Discord's limits."""
 
 from bot.render.budget import MAX_BUTTONS, LinkButton
-from bot.render.layout import STAGES, Notice, render_error, render_task
+from bot.render.layout import STAGES, Notice, render_error, render_task, render_unanswered
 from bot.render.message import RenderedMessage
 from bot.safety import escape, truncate
 
@@ -14,5 +14,6 @@ __all__ = [
     "escape",
     "render_error",
     "render_task",
+    "render_unanswered",
     "truncate",
 ]

@@ -191,9 +191,12 @@ class _Renderer:
         return self.line("label.progress", " → ".join(steps))
 
     def footer(self, task: Task, number: int | None = None, total: int = 0) -> Text | None:
-        if not task.task_id:
+        return self.id_footer(task.task_id, number, total)
+
+    def id_footer(self, task_id: str, number: int | None = None, total: int = 0) -> Text | None:
+        if not task_id:
             return None
-        task_id = plain(truncate(task.task_id, FOOTER_LIMIT // 2))
+        task_id = plain(truncate(task_id, FOOTER_LIMIT // 2))
         text = (
             self.t("footer.task", task_id=task_id)
             if number is None
@@ -424,6 +427,31 @@ def render_task(
     else:
         cards, buttons = renderer.running(task, head)
     return finish(cards, buttons)
+
+
+def render_unanswered(
+    task_id: str,
+    *,
+    locale: str,
+    notice: Notice = Notice.RELAY_RETRYING,
+    watch_timeout_minutes: int | None = None,
+    catalog: Catalog | None = None,
+) -> RenderedMessage:
+    """The message for a task the relay has not answered about yet: its id, and that the bot
+    keeps asking (or, with another notice, that it stopped without an answer)."""
+    renderer = _Renderer(catalog or default_catalog(), locale)
+    waiting = notice is Notice.RELAY_RETRYING
+    status = renderer.t("status.waiting_for_relay" if waiting else "status.relay_never_answered")
+    card = Card(
+        colour=discord.Colour.lighter_grey(),
+        title=fixed_text(renderer.t("title.task"), TITLE_LIMIT),
+        head=[
+            *renderer.notice_line(notice, watch_timeout_minutes),
+            renderer.line("label.status", status),
+        ],
+        footer=renderer.id_footer(task_id),
+    )
+    return finish([card], ())
 
 
 def render_error(

@@ -90,13 +90,23 @@ class Poller:
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
         self._batch_slots = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
 
-    def track(self, task_id: str, *, poll_now: bool, last: Task | None) -> PolledTask:
-        """Starts (or keeps) polling `task_id`; `last` is an answer already in hand."""
+    def track(
+        self,
+        task_id: str,
+        *,
+        poll_now: bool,
+        last: Task | None,
+        failure: RelayError | None = None,
+    ) -> PolledTask:
+        """Starts (or keeps) polling `task_id`; `last` is an answer already in hand, `failure`
+        how the last ask failed (the next poll then backs off as after any failed poll)."""
         now = self._clock.monotonic()
         polled = self.tasks.get(task_id)
         if polled is None:
             first = now if poll_now else self._policy.next_poll(now)
             polled = self.tasks[task_id] = PolledTask(task_id, next_poll=first)
+            if failure is not None:
+                self._failed(polled, failure)
         elif poll_now:
             polled.next_poll = min(polled.next_poll, now)
         if last is not None and polled.last is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.render import Notice
-from bot.suno.errors import TaskNotFound
+from bot.suno.errors import RelayError, TaskNotFound
 from bot.suno.models import Task
 from bot.tracking.clock import Clock, SystemClock, now
 from bot.tracking.policy import (
@@ -32,6 +32,10 @@ class Presenter(Protocol):
     """Whoever owns the watches' presentation: turns a task or an error into a message."""
 
     def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> Message: ...
+
+    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> Message:
+        """A task the relay has given no answer about: its id and why the message waits."""
+        ...
 
     def error(self, message_key: str, *, locale: str) -> Message: ...
 
@@ -109,9 +113,19 @@ class Tracker:
 
     # -- watches -------------------------------------------------------------------------
 
-    def add(self, watch: Watch, *, task: Task | None, poll_now: bool = False) -> None:
-        """Starts keeping `watch`'s message current; `task` is what it shows already, if known."""
-        polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task)
+    def add(
+        self,
+        watch: Watch,
+        *,
+        task: Task | None,
+        poll_now: bool = False,
+        failure: RelayError | None = None,
+    ) -> None:
+        """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
+        and `failure` what went wrong when the relay was last asked, if it failed."""
+        if watch.id in self._watchers.get(watch.task_id, {}):
+            return  # already kept current (a command answered before the store was resumed)
+        polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task, failure=failure)
         updater = MessageUpdater(
             watch,
             editor=self._editor,
@@ -220,8 +234,9 @@ class Tracker:
         """Queues a watch's last message: where its task stood, and why it stops changing."""
         if polled.last is not None:
             self._show(updater, polled.last, notice=notice)
-        elif not updater.shows_anything:
-            self._show_error(updater, "error.relay_unavailable")
+        else:
+            locale = updater.watch.locale
+            updater.update(self._presenter.unanswered(polled.task_id, locale=locale, notice=notice))
 
     async def _housekeep(self) -> None:
         current = now(self._clock)

@@ -94,11 +94,6 @@ class MessageUpdater:
         """Still following its task: no last edit has been decided."""
         return self.outcome is None
 
-    @property
-    def shows_anything(self) -> bool:
-        """Whether the message has been rendered at least once (it is not a bare "thinking")."""
-        return self._fingerprint is not None
-
     def next_deadline(self) -> float:
         """When this watch next needs the tracker without a poll (monotonic)."""
         # Runs for every watch on every tick, so it only compares numbers: whether the
