@@ -28,9 +28,6 @@ class StampedRelay(FakeRelay):
     def batch_requested(self, task_ids: tuple[str, ...]) -> None:
         self.batch_sizes.append((time.monotonic(), len(task_ids)))
 
-    def requests_between(self, start: float, end: float) -> int:
-        return sum(1 for at in self.stamps if start <= at < end)
-
     def rate(self, after: float, intervals: int, interval: float) -> tuple[float, int]:
         """Requests per interval over `intervals` intervals, counted from the first request
         at or after `after` to the first request `intervals` intervals later (or the last

@@ -191,13 +191,6 @@ class FakeRelay:
             return self._request_total
         return self._asked[task_id]
 
-    def clear_requests(self) -> None:
-        """Forget what was seen (requests and counters); scripts keep their place."""
-        self.requests.clear()
-        self._reads.clear()
-        self._asked.clear()
-        self._request_total = 0
-
     def request_received(self, request: web.Request) -> None:
         """Called as each request arrives, before anything is read or answered; for subclasses."""
 

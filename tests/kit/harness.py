@@ -40,10 +40,6 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Su
         yield bot
 
 
-def titles(message: FakeMessage) -> list[str]:
-    return [str(embed.get("title", "")) for embed in message.embeds]
-
-
 def text_of(message: FakeMessage) -> str:
     """Everything a user can read in the message's embeds, as one string."""
     parts: list[str] = [message.content]

@@ -81,14 +81,6 @@ class RecordingEditor:
 
         self._rules.append(_Rule(match, answer, times))
 
-    def for_token(self, token: str) -> list[RecordedEdit]:
-        return [edit for edit in self.edits if edit.path == "original" and edit.token == token]
-
-    def for_message(self, message_id: int) -> list[RecordedEdit]:
-        return [
-            edit for edit in self.edits if edit.path == "channel" and edit.message_id == message_id
-        ]
-
     async def edit_original(
         self, application_id: int, token: str, message: MessageContent
     ) -> EditResult:

@@ -56,13 +56,6 @@ class RecordedRequest:
     status: int = 0
     response: Any = None
 
-    @property
-    def error_code(self) -> int | None:
-        if isinstance(self.response, dict):
-            code = self.response.get("code")
-            return code if isinstance(code, int) else None
-        return None
-
     def __str__(self) -> str:
         return f"{self.method} {self.path} -> {self.status}"
 

@@ -1,0 +1,21 @@
+# Names vulture cannot see being used: discord.py and pydantic call them by name, and
+# dataclass fields or protocol parameters exist for their callers' sake.
+# ruff: noqa
+from bot.app import SunoBot
+from bot.tree import SunoCommandTree
+
+SunoBot.setup_hook  # called by discord.py before connecting
+SunoBot.on_ready  # a discord.py event
+SunoCommandTree.on_error  # called by discord.py for a failed command
+model_config  # pydantic and pydantic-settings read it from the class
+row_factory  # aiosqlite reads it for every row
+levelname  # the logging module reads it when it formats a record
+guild_ready_timeout  # discord.py reads it while the bench bot starts
+exc_type  # __aexit__ takes it
+tb  # __aexit__ takes it
+files  # a recorded request's uploads, shown when a test fails
+clean_environment  # an autouse fixture
+pytestmark  # read by pytest
+silent  # an app command of the test bot
+refresh  # a button callback of the test bot
+guild_messages  # an intents flag set on the test bot
