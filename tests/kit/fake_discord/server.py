@@ -319,6 +319,32 @@ class FakeDiscord:
             message=message,
         )
 
+    def command(
+        self,
+        *,
+        name: str = "suno",
+        subcommand: str | None = "status",
+        options: dict[str, str | bool | int] | None = None,
+        locale: str = "en-US",
+        user_id: int = DEFAULT_USER_ID,
+        guild: bool = True,
+    ) -> FakeInteraction:
+        """A slash command recorded as sent now but not dispatched over the gateway: for a
+        test that builds a `discord.Interaction` from its `.payload` and runs it in-process."""
+        data = self.state.command_data(name, subcommand, options or {}, guild=guild)
+        inter = self.state.new_interaction(
+            2,
+            data,
+            user_id=user_id,
+            channel_id=None,
+            guild=guild,
+            locale=locale,
+            created_at=None,
+            message=None,
+        )
+        inter.dispatched_at = time.monotonic()
+        return inter
+
     def answered_interaction(
         self,
         body: JSONObject,
