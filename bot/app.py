@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -72,6 +73,7 @@ class SunoBot(commands.Bot):
             can_edit_channel=self.can_edit_channel,
         )
         self._resumed = False
+        self._resuming: asyncio.Task[object] | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -84,11 +86,21 @@ class SunoBot(commands.Bot):
         # READY fires again after a reconnect; the store is read only once per process.
         if not self._resumed:
             self._resumed = True
-            resumed = await self.tracker.resume()
+            # discord.py runs this handler in a task nobody awaits; close() cancels it, so that
+            # it never reads the store after the store was closed.
+            self._resuming = asyncio.current_task()
+            try:
+                resumed = await self.tracker.resume()
+            finally:
+                self._resuming = None
             if resumed:
                 log.info("resumed %d unfinished watches", resumed)
 
     async def close(self) -> None:
+        resuming, self._resuming = self._resuming, None
+        if resuming is not None and resuming is not asyncio.current_task():
+            resuming.cancel()
+            await asyncio.gather(resuming, return_exceptions=True)
         await self.tracker.close()
         await super().close()
 
