@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 
 import aiohttp
 import discord
 
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.logs import describe_failure
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
 from bot.tracking.ownership import describe_holder, while_owner
 from bot.tracking.store import SqliteWatchStore, StoreError
 
 log = logging.getLogger(__name__)
+
+# Closing the bot (tracker, gateway, HTTP session) may take this long before shutdown goes on
+# without it: the whole stop stays within the 5 s that `docker stop` waits before SIGKILL.
+CLOSE_SECONDS = 3.0
+# The gateway's close code for a token it does not accept.
+GATEWAY_AUTHENTICATION_FAILED = 4004
 
 
 def run_bot(settings: Settings) -> int:
@@ -35,39 +44,63 @@ def relay_client(session: aiohttp.ClientSession, settings: Settings) -> RelayCli
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What the bot runs on besides Discord: the store and the relay client."""
+
+    store: SqliteWatchStore
+    relay: RelayClient
+
+
 @asynccontextmanager
-async def assembled_bot(settings: Settings) -> AsyncIterator[SunoBot]:
-    """The bot with the store and relay session it runs on; both are closed after it."""
+async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """The store and the relay session; both are closed on the way out."""
     store = await SqliteWatchStore.open(settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            bot = SunoBot(settings=settings, relay=relay_client(session, settings), store=store)
-            try:
-                yield bot
-            finally:
-                await bot.close()
+            yield Resources(store, relay_client(session, settings))
     finally:
         await store.close()
 
 
-async def serve(settings: Settings) -> int:
-    """Runs until Discord closes the connection or SIGTERM/SIGINT asks the bot to stop."""
+@asynccontextmanager
+async def discord_client(settings: Settings, resources: Resources) -> AsyncIterator[SunoBot]:
+    """One SunoBot on the given resources, closed on the way out (within CLOSE_SECONDS)."""
+    bot = SunoBot(settings=settings, relay=resources.relay, store=resources.store)
     try:
-        async with assembled_bot(settings) as bot, _closed_on_stop_signals(bot):
-            try:
+        yield bot
+    finally:
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await bot.close()
+        except TimeoutError:
+            log.warning("closing the Discord connection took over %gs; going on", CLOSE_SECONDS)
+
+
+@asynccontextmanager
+async def assembled_bot(settings: Settings) -> AsyncIterator[SunoBot]:
+    """The bot with the store and relay session it runs on; both are closed after it."""
+    async with bot_resources(settings) as resources, discord_client(settings, resources) as bot:
+        yield bot
+
+
+async def serve(settings: Settings) -> int:
+    """Runs until SIGTERM/SIGINT (exit 0) or until Discord refuses the bot's configuration
+    (exit 1). Discord unreachable or failing is waited out, at start and later."""
+    try:
+        async with bot_resources(settings) as resources:
+            session = DiscordSession(settings, resources)
+            with _stop_on_signals(session.request_stop):
                 # Only the store's owner logs in and edits; another process on it waits here.
                 await while_owner(
-                    bot.store,
-                    lambda: bot.start(settings.discord_token.get_secret_value()),
-                    stopped=bot.is_closed,
-                    stop=bot.close,
+                    resources.store,
+                    session.run,
+                    stopped=lambda: session.stop_requested,
+                    stop=session.stop,
                 )
-            except discord.LoginFailure:
-                log.error("Discord did not accept DISCORD_TOKEN; check the bot token")
-                return 1
-            except discord.PrivilegedIntentsRequired:
-                log.error("the bot asked for an intent that is not enabled in the portal")
-                return 1
+    except DISCORD_REFUSALS as exc:
+        log.error("%s", refusal_line(exc))
+        return 1
     except StoreError as exc:
         log.error("%s", exc)
         return 1
@@ -75,16 +108,150 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-@asynccontextmanager
-async def _closed_on_stop_signals(bot: SunoBot) -> AsyncIterator[None]:
-    """While open, SIGTERM (docker stop) or SIGINT closes the bot, which ends `bot.start()`."""
+class LoginBackoff:
+    """Waits between login tries: 1, 2, 4 … seconds up to a minute, each ±20 % so that
+    bots restarted together do not knock on Discord's door in step."""
+
+    def __init__(self, first: float = 1.0, limit: float = 60.0) -> None:
+        self._next = first
+        self._limit = limit
+
+    def next(self) -> float:
+        delay = self._next * random.uniform(0.8, 1.2)
+        self._next = min(self._next * 2, self._limit)
+        return delay
+
+
+class DiscordSession:
+    """The bot's time on Discord: log in, retrying with backoff while Discord is unreachable or
+    failing; then stay connected, discord.py reconnecting (and resuming) after outages.
+
+    Each login try gets a fresh SunoBot, closed after a failed try: a half-done login leaves
+    an HTTP session and maybe loaded extensions behind, and closing the whole client is the
+    public way to release them. `stop()` ends `run()` at once, whatever it waits for (a login
+    retry, a reconnect backoff, the open gateway): the loop runs in a task that stop()
+    cancels, and the bot is closed on the way out.
+    """
+
+    def __init__(self, settings: Settings, resources: Resources) -> None:
+        self._settings = settings
+        self._resources = resources
+        self._task: asyncio.Task[None] | None = None
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def stop(self) -> None:
+        self.request_stop()
+
+    async def run(self) -> None:
+        """Returns once stopped; raises what Discord refused for good (see DISCORD_REFUSALS)."""
+        if self.stop_requested:
+            return
+        self._task = asyncio.create_task(self._log_in_and_stay(), name="discord-session")
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self.stop_requested or (current is not None and current.cancelling()):
+                raise
+
+    async def _log_in_and_stay(self) -> None:
+        backoff = LoginBackoff()
+        while True:
+            delay = await self._attempt(backoff)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, backoff: LoginBackoff) -> float | None:
+        """One login and, if it worked, the whole connected life of that bot: None when it
+        ended, or the seconds to wait before the next try."""
+        async with discord_client(self._settings, self._resources) as bot:
+            try:
+                await bot.login(self._settings.discord_token.get_secret_value())
+            except LOGIN_ERRORS as exc:
+                if not _retryable(exc):
+                    raise
+                delay = backoff.next()
+                log.warning(
+                    "Discord login failed: %s; next try in %.1fs", describe_failure(exc), delay
+                )
+                return delay
+            await _stay_connected(bot)
+            return None
+
+
+# What discord.py's connect() itself retries after (its reconnect loop catches these).
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    discord.GatewayNotFound,
+    discord.ConnectionClosed,
+)
+# What a login try may fail with; only some of it is worth another try (see _retryable).
+LOGIN_ERRORS: tuple[type[BaseException], ...] = (discord.HTTPException, *NETWORK_ERRORS)
+# What ends the bot with exit code 1: retrying cannot help, the configuration must change.
+DISCORD_REFUSALS: tuple[type[BaseException], ...] = (
+    discord.LoginFailure,
+    discord.PrivilegedIntentsRequired,
+    discord.ConnectionClosed,
+    discord.HTTPException,
+)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, discord.HTTPException):
+        return exc.status >= 500 or exc.status == 429
+    return isinstance(exc, NETWORK_ERRORS)
+
+
+async def _stay_connected(bot: SunoBot) -> None:
+    """discord.py's connect loop: reconnects with backoff, each failure one log line (see
+    bot.logs.DiscordLogFilter); returns when the bot is closed."""
+    while True:
+        try:
+            await bot.connect(reconnect=True)
+            return
+        except AttributeError as exc:
+            # discord.py 2.7 retries a failed *first* gateway connection, but after its wait
+            # reads `self.ws.sequence` of a websocket that never existed (Rapptz/discord.py
+            # #10520). The failure was logged with the wait and the wait is over: try again.
+            if not isinstance(exc.__context__, NETWORK_ERRORS):
+                raise
+
+
+def refusal_line(exc: BaseException) -> str:
+    """The one line an operator sees when Discord refuses the bot for good."""
+    if isinstance(exc, discord.LoginFailure):
+        return "Discord did not accept DISCORD_TOKEN; check the bot token"
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return "the bot asked for an intent that is not enabled in the portal"
+    if isinstance(exc, discord.ConnectionClosed) and exc.code == GATEWAY_AUTHENTICATION_FAILED:
+        return "Discord's gateway did not accept DISCORD_TOKEN; check the bot token"
+    if isinstance(exc, discord.ConnectionClosed):
+        return f"Discord ended the gateway connection for good: {describe_failure(exc)}"
+    return f"Discord refused a start-up request: {describe_failure(exc)}"
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """While open, SIGTERM (docker stop) or SIGINT calls `stop()`, once."""
     loop = asyncio.get_running_loop()
-    closing: list[asyncio.Task[None]] = []
+    received = False
 
     def on_signal() -> None:
-        if not closing:
+        nonlocal received
+        if not received:
+            received = True
             log.info("stop signal received; shutting down")
-            closing.append(asyncio.create_task(bot.close(), name="close-on-signal"))
+            stop()
 
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
@@ -94,8 +261,6 @@ async def _closed_on_stop_signals(bot: SunoBot) -> AsyncIterator[None]:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        if closing:
-            await closing[0]
 
 
 def run_check(settings: Settings) -> int:
