@@ -82,7 +82,8 @@ def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) ->
     return PRESENTER.task(task, locale=locale, notice=notice)
 
 
-def text_of(message: RenderedMessage) -> str:
+def shown_text(message: RenderedMessage) -> str:
+    """The embeds a rendered message carries, as JSON: enough to search for a line."""
     return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
 
 
@@ -368,7 +369,7 @@ async def test_failure_timeline_ends_on_the_failure_rendering_and_finishes_the_w
     await until(rig.ended(watch), "the watch to finish")
 
     failed = rendered(timeline[-1])
-    assert "moderation" in text_of(failed)
+    assert "moderation" in shown_text(failed)
     assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, failed.fingerprint)
     await settle()
@@ -615,7 +616,7 @@ async def test_transient_relay_failures_back_off_show_retrying_and_recover(
     for number, gap in enumerate(gaps([*failed, recovered]), start=1):
         assert gap >= INTERVAL * 2**number - EPS
     retrying = rendered(timeline[0], Notice.RELAY_RETRYING)
-    assert notice_text(Notice.RELAY_RETRYING) in text_of(retrying)
+    assert notice_text(Notice.RELAY_RETRYING) in shown_text(retrying)
     assert rig.shown(watch) == [retrying.fingerprint, *fingerprints(timeline[1:])]
     notice_edit = rig.edits(watch)[0]
     assert len([r for r in rig.relay.requests[1:] if r.at < notice_edit.mono]) >= 2
@@ -693,7 +694,7 @@ async def test_task_the_relay_forgets_mid_watch_ends_with_the_not_found_message(
     await until(rig.ended(watch), "the watch to end")
 
     not_found = render_error("error.task_not_found", locale=LOCALE)
-    assert "No task with that id" in text_of(not_found)
+    assert "No task with that id" in shown_text(not_found)
     assert rig.shown(watch)[-1] == not_found.fingerprint
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, not_found.fingerprint)
     assert tracker.stats().tasks == 0
@@ -734,7 +735,7 @@ async def test_watch_past_its_deadline_says_auto_refresh_stopped_and_is_never_po
     await until(rig.ended(watch), "the watch to end")
 
     stopped = render(task, locale=LOCALE, notice=Notice.AUTO_REFRESH_STOPPED)
-    assert notice_text(Notice.AUTO_REFRESH_STOPPED) in text_of(stopped)
+    assert notice_text(Notice.AUTO_REFRESH_STOPPED) in shown_text(stopped)
     assert rig.shown(watch) == [stopped.fingerprint]
     assert rig.row(watch.id) == Row(WatchOutcome.TIMED_OUT, None, stopped.fingerprint)
     await settle()
@@ -829,7 +830,7 @@ async def test_without_a_channel_route_the_last_token_edit_says_live_updates_end
     assert len(edits) >= 2
     assert all(edit.path == "original" and edit.landed for edit in edits)
     last = edits[-1]
-    assert notice_text(Notice.LIVE_UPDATES_ENDED) in text_of(last.message)
+    assert notice_text(Notice.LIVE_UPDATES_ENDED) in shown_text(last.message)
     assert last.at < watch.token_expires_at.timestamp()
     assert rig.row(watch.id).outcome is WatchOutcome.LOST
     assert tracker.stats().tasks == 0
@@ -865,7 +866,7 @@ async def test_channel_refused_while_the_token_lives_the_token_makes_the_last_ed
     assert (last.path, last.result) == ("original", EditResult.OK)
     assert last.at < watch.token_expires_at.timestamp()
     if stage == "while running":
-        assert notice_text(Notice.LIVE_UPDATES_ENDED) in text_of(last.message)
+        assert notice_text(Notice.LIVE_UPDATES_ENDED) in shown_text(last.message)
         assert rig.row(watch.id).outcome is WatchOutcome.LOST
     else:
         assert last.fingerprint == final
