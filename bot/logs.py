@@ -65,15 +65,18 @@ _VOICE_WARNINGS = frozenset(
 )
 # discord.py logs each failed gateway (re)connection like this, with the whole traceback.
 _RECONNECT = "Attempting a reconnect in %.2fs"
+# discord.py's notice at every login try; the runner says when it logs in, and why it retries.
+_LOGGING_IN = "logging in using static token"
 _DESCRIPTION_LIMIT = 200
 
 
 class DiscordLogFilter(logging.Filter):
-    """On the `discord.client` logger: drops the voice warnings, and turns each failed gateway
-    (re)connection into one warning naming the failure and when discord.py tries again."""
+    """On the `discord.client` logger: drops the voice warnings and the login notice, and turns
+    each failed gateway (re)connection into one warning naming the failure and when discord.py
+    tries again."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg in _VOICE_WARNINGS:
+        if record.msg in _VOICE_WARNINGS or record.msg == _LOGGING_IN:
             return False
         if record.msg == _RECONNECT and record.exc_info and isinstance(record.args, tuple):
             failure = record.exc_info[1]

@@ -162,6 +162,7 @@ class DiscordSession:
                 raise
 
     async def _log_in_and_stay(self) -> None:
+        log.info("logging in to Discord")
         backoff = LoginBackoff()
         while True:
             delay = await self._attempt(backoff)

@@ -180,6 +180,9 @@ async def test_discord_failing_at_login_is_retried_with_one_line_per_try_then_th
     assert_stopped_cleanly(bot, code, elapsed)
     failures = bot.with_text(LOGIN_FAILED)
     assert len(failures) == 3, bot.output
+    # One line per failed try and nothing else about it: no per-try "logging in" notice.
+    assert len(bot.with_text("logging in")) == 1, bot.output
+    assert [line for line in bot.lines if " WARNING " in line or " ERROR " in line] == failures
     assert all(
         "GET /api/v10/users/@me answered 503 Service Unavailable; next try in " in line
         for line in failures

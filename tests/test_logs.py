@@ -92,6 +92,14 @@ def test_voice_support_warnings_are_silenced_and_other_warnings_are_kept(
     ]
 
 
+def test_discord_login_notice_is_left_to_the_runner(
+    discord_client_log: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = discord_client_log
+    logger.info("logging in using static token")
+    assert stream.getvalue() == ""
+
+
 def test_installing_the_filters_twice_adds_them_once() -> None:
     logger = logging.getLogger("discord.client")
     saved = logger.filters[:]
