@@ -7,16 +7,20 @@ import re
 import string
 from pathlib import Path
 
+import discord
 import pytest
 
 import bot.render
-from bot.i18n import Catalog, default_catalog
+import cogs
+from bot.i18n import FALLBACK_LANGUAGE, SUPPORTED_LOCALES, Catalog, default_catalog
 from bot.render import Notice
 from bot.suno import errors
 from bot.suno.models import ClipState, TaskStatus
 
 LOCALES_DIR = Path(bot.__file__).resolve().parent / "locales"
 RENDER_DIR = Path(bot.render.__file__).resolve().parent
+COGS_DIR = Path(cogs.__file__).resolve().parent
+TRANSLATED = [locale for locale in SUPPORTED_LOCALES if locale != FALLBACK_LANGUAGE]
 
 
 def write_catalogs(directory: Path, **catalogs: dict[str, str]) -> Path:
@@ -98,7 +102,7 @@ def test_english_variants_fall_back_to_english(locale: str) -> None:
     assert default_catalog().text(locale, "status.QUEUED") == "Queued"
 
 
-@pytest.mark.parametrize("locale", ["zh-CN", "pt-BR", "fr", "", "xx-nonsense"])
+@pytest.mark.parametrize("locale", ["tr", "ru", "", "xx-nonsense"])
 def test_a_locale_without_a_catalog_falls_back_to_english(locale: str) -> None:
     assert default_catalog().text(locale, "status.FAILURE") == "Failed"
 
@@ -151,12 +155,14 @@ def test_a_catalog_file_that_is_not_flat_strings_is_refused(tmp_path: Path) -> N
 # --- every key the code asks for exists --------------------------------------------------------
 
 _KEY_LITERAL = re.compile(
-    r"""["']((?:status|clip|stage|label|title|text|footer|button|notice|error)\.[A-Za-z_]+)["']"""
+    r"""["']((?:status|clip|stage|label|title|text|footer|button|notice|error|format|command)"""
+    r"""\.[A-Za-z_.]+)["']"""
 )
 
 
 def keys_render_can_ask_for() -> set[str]:
-    source = "\n".join(path.read_text(encoding="utf-8") for path in RENDER_DIR.glob("*.py"))
+    sources = [*RENDER_DIR.glob("*.py"), *COGS_DIR.glob("*.py")]
+    source = "\n".join(path.read_text(encoding="utf-8") for path in sources)
     keys = set(_KEY_LITERAL.findall(source))
     keys |= {f"status.{status.value}" for status in TaskStatus}
     keys |= {f"stage.{status.value}" for status in bot.render.STAGES}
@@ -194,3 +200,147 @@ def test_every_shipped_catalog_matches_english_keys_and_placeholders() -> None:
         for key, template in messages.items():
             assert key in english, f"{file.name}: {key} is not an English key"
             assert placeholders(template) == placeholders(english[key]), f"{file.name}: {key}"
+
+
+# --- the shipped languages ----------------------------------------------------------------------
+
+
+def shipped(locale: str) -> dict[str, str]:
+    messages: dict[str, str] = json.loads((LOCALES_DIR / f"{locale}.json").read_text("utf-8"))
+    return messages
+
+
+def test_the_bot_speaks_the_languages_of_suno_communities() -> None:
+    assert set(SUPPORTED_LOCALES) == {
+        "en",
+        "zh-CN",
+        "zh-TW",
+        "ja",
+        "ko",
+        "es-ES",
+        "pt-BR",
+        "fr",
+        "de",
+    }
+
+
+def test_every_catalog_file_is_a_supported_locale_and_every_supported_locale_has_one() -> None:
+    assert sorted(file.stem for file in LOCALES_DIR.glob("*.json")) == sorted(SUPPORTED_LOCALES)
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_supported_locales_are_named_by_discords_locale_codes(locale: str) -> None:
+    assert discord.Locale(locale).value == locale
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_catalog_has_every_english_key_and_no_other(locale: str) -> None:
+    english, messages = shipped("en"), shipped(locale)
+    assert sorted(set(english) - set(messages)) == [], f"{locale}.json lacks these keys"
+    assert sorted(set(messages) - set(english)) == [], f"{locale}.json has keys English lacks"
+
+
+_CODE_SPAN = re.compile(r"`[^`]*`")
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_translation_keeps_placeholders_markdown_and_commands(locale: str) -> None:
+    english, messages = shipped("en"), shipped(locale)
+    for key, template in messages.items():
+        assert placeholders(template) == placeholders(english[key]), f"{locale}: {key}"
+        assert template.count("**") == english[key].count("**"), f"{locale}: {key}"
+        spans = sorted(_CODE_SPAN.findall(template))
+        assert spans == sorted(_CODE_SPAN.findall(english[key])), f"{locale}: {key}"
+        assert template == template.strip() and template, f"{locale}: {key}"
+
+
+# Words and sentences a reader must not meet in English; labels like "Status" or "MP3" may
+# rightly read the same in some languages.
+_ALWAYS_TRANSLATED = ("status.", "stage.", "text.", "notice.", "error.", "title.", "command.")
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_no_sentence_is_left_in_english(locale: str) -> None:
+    english, messages = shipped("en"), shipped(locale)
+    untranslated = [
+        key
+        for key, template in messages.items()
+        if key.startswith(_ALWAYS_TRANSLATED) and template == english[key]
+    ]
+    assert untranslated == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("zh-CN", "已完成"),
+        ("zh-TW", "已完成"),
+        ("ja", "完了"),
+        ("ko", "완료"),
+        ("es-ES", "Terminada"),
+        ("es-419", "Terminada"),
+        ("pt-BR", "Concluída"),
+        ("fr", "Terminée"),
+        ("de", "Fertig"),
+        ("en-GB", "Done"),
+    ],
+)
+def test_each_discord_locale_reads_its_language(locale: str, expected: str) -> None:
+    assert default_catalog().text(locale, "status.SUCCESS") == expected
+
+
+def test_traditional_chinese_is_its_own_catalog_not_simplified() -> None:
+    catalog = default_catalog()
+    assert catalog.text("zh-TW", "label.progress") == "進度"
+    assert catalog.text("zh-CN", "label.progress") == "进度"
+
+
+def test_a_key_missing_in_a_regional_catalog_reads_english_not_another_region(
+    small_catalog_dir: Path,
+) -> None:
+    write_catalogs(
+        small_catalog_dir,
+        **{"zh-CN": {"status.SUCCESS": "完成", "status.IN_PROGRESS": "生成中"}},
+        **{"zh-TW": {"status.SUCCESS": "完成"}},
+    )
+    catalog = Catalog.from_directory(small_catalog_dir)
+    assert catalog.text("zh-TW", "status.IN_PROGRESS") == "Generating"
+
+
+def test_latin_american_spanish_reads_the_spanish_catalog(small_catalog_dir: Path) -> None:
+    write_catalogs(small_catalog_dir, **{"es-ES": {"status.SUCCESS": "Terminada"}})
+    catalog = Catalog.from_directory(small_catalog_dir)
+    assert catalog.text("es-419", "status.SUCCESS") == "Terminada"
+    assert catalog.text("es-419", "status.IN_PROGRESS") == "Generating"
+
+
+def test_a_supported_locale_without_its_file_is_refused(small_catalog_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"ja\.json"):
+        Catalog.from_directory(small_catalog_dir, ["en", "ja"])
+
+
+def test_only_the_supported_locales_are_loaded(small_catalog_dir: Path) -> None:
+    write_catalogs(small_catalog_dir, fr={"status.SUCCESS": "Terminée"})
+    catalog = Catalog.from_directory(small_catalog_dir, ["en"])
+    assert catalog.text("fr", "status.SUCCESS") == "Done"
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("ja", "完了"),
+        ("es-419", "Terminada"),
+        ("en-US", None),
+        ("en-GB", None),
+        ("tr", None),
+    ],
+)
+def test_a_translation_is_only_given_where_a_client_would_not_read_english(
+    locale: str, expected: str | None
+) -> None:
+    assert default_catalog().translation(locale, "status.SUCCESS") == expected
+
+
+def test_a_key_a_language_lacks_has_no_translation(small_catalog_dir: Path) -> None:
+    write_catalogs(small_catalog_dir, fr={"status.SUCCESS": "Terminée"})
+    assert Catalog.from_directory(small_catalog_dir).translation("fr", "status.QUEUED") is None

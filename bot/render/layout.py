@@ -158,7 +158,8 @@ class _Renderer:
         return self.t(f"status.{task.status.value}")
 
     def line(self, label_key: str, value: str) -> str:
-        return f"**{self.t(label_key)}:** {value}"
+        # Languages write the colon differently: French spaces it, Chinese uses a wide one.
+        return self.t("format.line", label=self.t(label_key), value=value)
 
     def time_lines(self, task: Task) -> list[str]:
         lines = []
@@ -175,7 +176,8 @@ class _Renderer:
         if progress is not None and 1 <= progress <= 99:
             filled = int(progress // _PROGRESS_CELLS)
             bar = "▰" * filled + "▱" * (_PROGRESS_CELLS - filled)
-            return self.line("label.progress", f"{bar} {int(progress)}%")
+            percent = self.t("format.percent", percent=int(progress))
+            return self.line("label.progress", f"{bar} {percent}")
         current = _STAGE_OF.get(task.status)
         if current is None:
             return None
