@@ -246,9 +246,11 @@ def interaction_payload(
     channel: JSONObject,
     guild: bool,
     locale: str,
+    guild_locale: str = "en-US",
     channel_revoked: bool = False,
 ) -> JSONObject:
-    """The INTERACTION_CREATE event for an interaction in `channel` (of the guild, or a DM)."""
+    """The INTERACTION_CREATE event for an interaction in `channel` (of the guild, or a DM);
+    `locale` is the user's client language, `guild_locale` the guild's (sent only in a guild)."""
     app_permissions = BOT_PERMISSIONS
     if channel_revoked:
         app_permissions &= ~discord.Permissions(view_channel=True).value
@@ -271,8 +273,8 @@ def interaction_payload(
         payload["channel"]["permissions"] = str(EVERYONE_PERMISSIONS)
         payload.update(
             guild_id=str(who.guild_id),
-            guild={"id": str(who.guild_id), "locale": "en-US", "features": []},
-            guild_locale="en-US",
+            guild={"id": str(who.guild_id), "locale": guild_locale, "features": []},
+            guild_locale=guild_locale,
             context=0,
             authorizing_integration_owners={"0": str(who.guild_id)},
             member={

@@ -326,11 +326,13 @@ class FakeDiscord:
         subcommand: str | None = "status",
         options: dict[str, str | bool | int] | None = None,
         locale: str = "en-US",
+        guild_locale: str = "en-US",
         user_id: int = DEFAULT_USER_ID,
         guild: bool = True,
     ) -> FakeInteraction:
         """A slash command recorded as sent now but not dispatched over the gateway: for a
-        test that builds a `discord.Interaction` from its `.payload` and runs it in-process."""
+        test that builds a `discord.Interaction` from its `.payload` and runs it in-process.
+        `locale` is the user's client language; `guild_locale` the server's."""
         data = self.state.command_data(name, subcommand, options or {}, guild=guild)
         inter = self.state.new_interaction(
             2,
@@ -339,6 +341,7 @@ class FakeDiscord:
             channel_id=None,
             guild=guild,
             locale=locale,
+            guild_locale=guild_locale,
             created_at=None,
             message=None,
         )

@@ -154,6 +154,7 @@ class FakeState:
         locale: str,
         created_at: datetime | None,
         message: FakeMessage | None,
+        guild_locale: str = "en-US",
     ) -> FakeInteraction:
         """Record a new interaction (not yet dispatched) with its token and payload."""
         iid = self.ids.next(created_at)
@@ -171,6 +172,7 @@ class FakeState:
             channel=channel,
             guild=guild,
             locale=locale,
+            guild_locale=guild_locale,
             channel_revoked=cid in self.revoked_channels,
         )
         if message is not None:
