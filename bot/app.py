@@ -11,6 +11,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.i18n import CommandTranslator, default_catalog
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
@@ -72,12 +73,15 @@ class SunoBot(commands.Bot):
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,
         )
+        # Command descriptions in every supported language, for each client's own.
+        self.command_translator = CommandTranslator(default_catalog())
         self._resumed = False
         self._resuming: asyncio.Task[object] | None = None
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        await self.tree.set_translator(self.command_translator)
         await self.sync_commands()
         self.tracker.start()
 
@@ -113,7 +117,7 @@ class SunoBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             log.info("synced %d commands to guild %s", len(synced), guild_id)
             return
-        digest = self.command_tree_hash()
+        digest = await self.command_tree_hash()
         if await self.store.get_meta(COMMAND_HASH_KEY) == digest:
             log.info("global commands unchanged; not syncing")
             return
@@ -121,8 +125,16 @@ class SunoBot(commands.Bot):
         await self.store.set_meta(COMMAND_HASH_KEY, digest)
         log.info("synced %d global commands", len(synced))
 
-    def command_tree_hash(self) -> str:
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+    async def command_tree_hash(self) -> str:
+        """A hash of what a sync sends Discord, translations included: a changed description
+        in any language is synced too."""
+        translator = self.tree.translator
+        payload = [
+            await command.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else command.to_dict(self.tree)
+            for command in self.tree.get_commands()
+        ]
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

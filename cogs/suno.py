@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import SunoBot
+from bot.i18n import command_text
 from bot.render import RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.errors import RelayError
 from bot.suno.ids import normalize_task_id
@@ -28,15 +29,17 @@ ACKNOWLEDGE_BUDGET_SECONDS = 1.5
 Interaction = discord.Interaction[SunoBot]
 
 
-class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno songs"):
+# Names stay English in every client (`/suno status task_id` is what people share and what
+# the messages say); descriptions are translated for each client by the tree's translator.
+class Suno(commands.GroupCog, group_name="suno", group_description=command_text("command.suno")):
     def __init__(self, bot: SunoBot) -> None:
         self.bot = bot
         super().__init__()
 
-    @app_commands.command(name="status", description="Show a Suno task and keep it up to date")
+    @app_commands.command(name="status", description=command_text("command.status"))
     @app_commands.describe(
-        task_id="The task id the Suno relay gave you",
-        private="Show the status only to you (default: everyone in the channel)",
+        task_id=command_text("command.status.task_id"),
+        private=command_text("command.status.private"),
     )
     async def status(self, interaction: Interaction, task_id: str, private: bool = False) -> None:
         task_id = normalize_task_id(task_id)
@@ -49,11 +52,12 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
             failure = _transient(fetch.exception())
             if failure is not None:
                 # The relay may be fine a second later: the message waits and the tracker asks.
-                rendered = render_unanswered(task_id, locale=str(interaction.locale))
+                locale = _card_locale(interaction, private=private)
+                rendered = render_unanswered(task_id, locale=locale)
                 await self._reply(interaction, task_id, rendered, failure=failure, private=private)
             else:
                 task = fetch.result()  # not-found and a rejected key end here, privately
-                rendered = self._render(interaction, task)
+                rendered = self._render(interaction, task, private=private)
                 await self._reply(interaction, task_id, rendered, task=task, private=private)
         finally:
             fetch.cancel()
@@ -109,11 +113,10 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
                 await self._replace_with_error(interaction, exc.message_key, private=private)
                 return
             failure = exc
-        locale = str(interaction.locale)
         rendered = (
-            self._render(interaction, task)
+            self._render(interaction, task, private=private)
             if task is not None
-            else render_unanswered(task_id, locale=locale)
+            else render_unanswered(task_id, locale=_card_locale(interaction, private=private))
         )
         try:
             await interaction.edit_original_response(
@@ -159,9 +162,9 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
         poll_now = fingerprint is None and failure is None
         self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
-    def _render(self, interaction: Interaction, task: Task) -> RenderedMessage:
+    def _render(self, interaction: Interaction, task: Task, *, private: bool) -> RenderedMessage:
         # The first answer never carries a notice, so the watch timeout plays no part here.
-        return render_task(task, locale=str(interaction.locale))
+        return render_task(task, locale=_card_locale(interaction, private=private))
 
     def _new_watch(self, interaction: Interaction, task_id: str, *, private: bool) -> NewWatch:
         now = discord.utils.utcnow()
@@ -171,13 +174,21 @@ class Suno(commands.GroupCog, group_name="suno", group_description="Follow Suno 
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             requester_id=interaction.user.id,
-            locale=str(interaction.locale),
+            locale=_card_locale(interaction, private=private),
             ephemeral=private,
             interaction_id=interaction.id,
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
         )
+
+
+def _card_locale(interaction: Interaction, *, private: bool) -> str:
+    """The language of the status message: a public card speaks the server's language (the
+    user's outside a server); a private one, and every error, the user's."""
+    if private or interaction.guild_locale is None:
+        return str(interaction.locale)
+    return str(interaction.guild_locale)
 
 
 def _transient(error: BaseException | None) -> RelayError | None:
