@@ -11,10 +11,11 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import discord
 import pytest
+from discord.types.interactions import ApplicationCommandInteraction
 
 from bot.app import SunoBot
 from bot.runner import assembled_bot
@@ -23,9 +24,6 @@ from tests.kit.fake_discord import EPHEMERAL, FakeDiscord, FakeInteraction, Fake
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RelayReply
 from tests.kit.harness import bot_settings, text_of
 from tests.kit.payloads import music_timeline
-
-if TYPE_CHECKING:
-    from discord.types.interactions import ApplicationCommandInteraction
 
 SLOW = 2.0  # seconds: longer than the bot waits for the relay before it defers
 
@@ -44,7 +42,7 @@ async def run(
 ) -> tuple[FakeInteraction, FakeMessage | None]:
     """Runs `/suno status` with `options` to its end; the interaction and its message."""
     sent = fake.command(options=options)
-    payload = cast("ApplicationCommandInteraction", sent.payload)
+    payload = cast(ApplicationCommandInteraction, sent.payload)
     interaction = discord.Interaction(data=payload, state=bot._connection)
     await bot.tree._call(interaction)
     return sent, fake.message_for(sent)
