@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -11,13 +10,10 @@ from discord import app_commands
 from bot.render import render_error
 from bot.suno.errors import RelayError
 
-if TYPE_CHECKING:
-    from bot.app import SunoBot
-
 log = logging.getLogger(__name__)
 
 
-async def reply_error(interaction: discord.Interaction[SunoBot], message_key: str) -> None:
+async def reply_error(interaction: discord.Interaction[discord.Client], message_key: str) -> None:
     """Shows the requester an error, as a reply or a follow-up, visible only to them."""
     message = render_error(message_key, locale=str(interaction.locale))
     try:
@@ -29,9 +25,9 @@ async def reply_error(interaction: discord.Interaction[SunoBot], message_key: st
         log.info("could not show an error to the requester: HTTP %s code %s", exc.status, exc.code)
 
 
-class SunoCommandTree(app_commands.CommandTree["SunoBot"]):
+class SunoCommandTree(app_commands.CommandTree[discord.Client]):
     async def on_error(
-        self, interaction: discord.Interaction[SunoBot], error: app_commands.AppCommandError
+        self, interaction: discord.Interaction[discord.Client], error: app_commands.AppCommandError
     ) -> None:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(cause, RelayError):
