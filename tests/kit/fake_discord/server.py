@@ -361,18 +361,9 @@ class FakeDiscord:
         """A slash command in the guild's channel, already answered with a message showing
         `body` (a type 4 callback), recorded without going through the gateway: for a bot
         that gets the interaction's payload (`.payload`) some other way."""
-        data = self.state.command_data(name, subcommand, options or {}, guild=True)
-        inter = self.state.new_interaction(
-            2,
-            data,
-            user_id=user_id,
-            channel_id=None,
-            guild=True,
-            locale=locale,
-            created_at=None,
-            message=None,
+        inter = self.command(
+            name=name, subcommand=subcommand, options=options, locale=locale, user_id=user_id
         )
-        inter.dispatched_at = time.monotonic()
         self.state.apply_callback(inter, 4, copy.deepcopy(body), [])
         inter.callback = CallbackRecord(4, copy.deepcopy(body), 0.0)
         return inter
