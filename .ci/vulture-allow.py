@@ -6,6 +6,9 @@ from bot.tree import SunoCommandTree
 
 SunoBot.setup_hook  # called by discord.py before connecting
 SunoBot.on_ready  # a discord.py event
+SunoBot.on_connect  # a discord.py event
+SunoBot.on_resumed  # a discord.py event
+SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
 model_config  # pydantic and pydantic-settings read it from the class
 row_factory  # aiosqlite reads it for every row

@@ -1,33 +1,46 @@
-"""Entry point: `python -m bot` runs the bot, `python -m bot check` tests its configuration."""
+"""Entry point: `python -m bot` runs the bot, `check` tests its configuration, `health` asks
+the running bot's /healthz."""
 
 from __future__ import annotations
 
 import sys
 
-from bot.config import ConfigError, load_settings
-from bot.logs import configure_logging
-from bot.runner import run_bot, run_check
+from bot.config import ConfigError, ProbeSettings, load, load_settings
 
-USAGE = "usage: python -m bot [run | check]"
+USAGE = "usage: python -m bot [run | check | health]"
+# Each command and how many operands it takes.
+COMMANDS = {"run": 0, "check": 0, "health": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    command = args[0] if args else "run"
+    command, operands = (args[0], args[1:]) if args else ("run", [])
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    if command not in ("run", "check") or len(args) > 1:
+    if COMMANDS.get(command) != len(operands):
         print(USAGE, file=sys.stderr)
         return 2
     try:
-        settings = load_settings()
+        return _run(command, operands)
     except ConfigError as exc:
-        if command == "check":
-            print(f"FAIL  settings: {exc}")
-        else:
+        if command == "run":
             print(f"suno-bot: configuration error: {exc}", file=sys.stderr)
+        else:
+            print(f"FAIL  settings: {exc}")
         return 2
+
+
+def _run(command: str, operands: list[str]) -> int:
+    # Each command imports what it needs: `health` runs every half minute in a container.
+    if command == "health":
+        from bot.healthcheck import run_health
+
+        return run_health(load(ProbeSettings))
+    settings = load_settings()
+    from bot.logs import configure_logging
+    from bot.runner import run_bot, run_check
+
     secrets = (settings.discord_token.get_secret_value(), settings.suno_api_key.get_secret_value())
     configure_logging(settings.log_level, secrets)
     if command == "check":

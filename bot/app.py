@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.i18n import CommandTranslator, default_catalog
+from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
@@ -27,6 +28,16 @@ EXTENSIONS = ("cogs.suno",)
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
+# What the invite link asks for (the README lists them): 84992.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, embed_links=True, read_message_history=True
+)
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
 
 
 class StatusPresenter:
@@ -52,27 +63,39 @@ class StatusPresenter:
 class SunoBot(commands.Bot):
     """Owns the tracker; the relay client and store are made by the caller and handed in."""
 
-    def __init__(self, *, settings: Settings, relay: RelayClient, store: WatchStore) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        relay: RelayClient,
+        store: WatchStore,
+        metrics: Metrics | None = None,
+    ) -> None:
+        metrics = metrics or Metrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),
             allowed_mentions=NO_MENTIONS,
             tree_cls=SunoCommandTree,
             help_command=None,
+            http_trace=metrics.discord_trace(),
         )
         self.settings = settings
         self.relay = relay
         self.store = store
+        self.metrics = metrics
         self.tracker = Tracker(
             source=relay,
             store=store,
-            editor=MessageEditor(self),
+            editor=MessageEditor(self, observer=metrics),
             presenter=StatusPresenter(settings.watch_timeout_seconds),
             policy=PollPolicy(settings.poll_interval_seconds),
             batch_size=settings.suno_batch_size,
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,
+            observer=metrics,
         )
+        metrics.tracker_stats = self.tracker.stats
         # Command descriptions in every supported language, for each client's own.
         self.command_translator = CommandTranslator(default_catalog())
         self._resumed = False
@@ -84,6 +107,17 @@ class SunoBot(commands.Bot):
         await self.tree.set_translator(self.command_translator)
         await self.sync_commands()
         self.tracker.start()
+        if self.application_id is not None:
+            log.info("invite the bot with %s", invite_url(self.application_id))
+
+    async def on_connect(self) -> None:
+        self.metrics.gateway(connected=True)
+
+    async def on_resumed(self) -> None:
+        self.metrics.gateway(connected=True)
+
+    async def on_disconnect(self) -> None:
+        self.metrics.gateway(connected=False)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s guilds)", self.user, len(self.guilds))
@@ -97,6 +131,7 @@ class SunoBot(commands.Bot):
                 resumed = await self.tracker.resume()
             finally:
                 self._resuming = None
+            self.metrics.watches_resumed(resumed)
             if resumed:
                 log.info("resumed %d unfinished watches", resumed)
 
@@ -107,6 +142,7 @@ class SunoBot(commands.Bot):
             await asyncio.gather(resuming, return_exceptions=True)
         await self.tracker.close()
         await super().close()
+        self.metrics.gateway(connected=False)
 
     async def sync_commands(self) -> None:
         """Syncs to the development guild at every start; globally only when the tree changed."""

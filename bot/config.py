@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -65,6 +65,31 @@ def _database_url(value: str) -> str:
     return value
 
 
+def split_address(address: str) -> tuple[str, int]:
+    """The host and port of `host:port` (`[::1]:9108` for IPv6; port 0 takes any free port)."""
+    host, colon, port = address.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected host:port")
+    return host, int(port)
+
+
+def _metrics_address(value: str | None) -> str | None:
+    if value is not None:
+        split_address(value)
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+MetricsAddress = Annotated[
+    str | None, BeforeValidator(_blank_is_none), AfterValidator(_metrics_address)
+]
+DATABASE_URL_DEFAULT = "sqlite:///data/suno-bot.sqlite3"
+DATABASE_URL_EXPECTED = "a SQLite URL such as sqlite:///data/suno-bot.sqlite3"
+METRICS_ADDRESS_EXPECTED = "host:port such as 127.0.0.1:9108, or unset"
+
+
 class Settings(BaseSettings):
     """Everything the bot is configured with; built once in `main` and passed down."""
 
@@ -91,9 +116,8 @@ class Settings(BaseSettings):
     discord_guild_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = Field(
         default=None, gt=0, description="a numeric server id, or unset"
     )
-    database_url: Annotated[str, AfterValidator(_database_url)] = Field(
-        default="sqlite:///data/suno-bot.sqlite3",
-        description="a SQLite URL such as sqlite:///data/suno-bot.sqlite3",
+    database_url: DatabaseUrl = Field(
+        default=DATABASE_URL_DEFAULT, description=DATABASE_URL_EXPECTED
     )
     poll_interval_seconds: float = Field(
         default=5.0, ge=0.1, description="a number of seconds, at least 0.1"
@@ -113,16 +137,51 @@ class Settings(BaseSettings):
     interaction_expiry_margin_seconds: float = Field(
         default=60.0, ge=0, le=600, description="a number of seconds from 0 to 600"
     )
+    metrics_address: MetricsAddress = Field(default=None, description=METRICS_ADDRESS_EXPECTED)
 
     @property
     def database_path(self) -> Path:
         return sqlite_path(self.database_url)
 
 
+class StoreSettings(BaseSettings):
+    """What `python -m bot backup` needs: the store's location, and nothing secret."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: DatabaseUrl = Field(
+        default=DATABASE_URL_DEFAULT, description=DATABASE_URL_EXPECTED
+    )
+
+    @property
+    def database_path(self) -> Path:
+        return sqlite_path(self.database_url)
+
+
+class ProbeSettings(BaseSettings):
+    """What `python -m bot health` needs: where the running bot serves /healthz."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    metrics_address: MetricsAddress = Field(default=None, description=METRICS_ADDRESS_EXPECTED)
+
+
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`, or ConfigError naming every bad variable."""
+    return load(Settings, **overrides)
+
+
+def load(kind: type[AnySettings], **overrides: Any) -> AnySettings:
+    """Settings of `kind` (Settings, or the few a subcommand needs), or ConfigError."""
     try:
-        return Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as exc:
         raise ConfigError(_problems(exc), _source()) from None
 

@@ -17,6 +17,7 @@ import discord
 from bot.app import SunoBot
 from bot.config import Settings
 from bot.logs import describe_failure
+from bot.metrics import EndpointError, Metrics, serving
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
 from bot.tracking.ownership import describe_holder, while_owner
@@ -35,30 +36,36 @@ def run_bot(settings: Settings) -> int:
     return asyncio.run(serve(settings))
 
 
-def relay_client(session: aiohttp.ClientSession, settings: Settings) -> RelayClient:
+def relay_client(
+    session: aiohttp.ClientSession, settings: Settings, metrics: Metrics | None = None
+) -> RelayClient:
     return RelayClient(
         session,
         settings.suno_api_base_url,
         settings.suno_api_key,
         timeout=settings.suno_api_timeout_seconds,
+        observer=metrics,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """What the bot runs on besides Discord: the store and the relay client."""
+    """What the bot runs on besides Discord: the store, the relay client, and the metrics
+    every Discord login reports into."""
 
     store: SqliteWatchStore
     relay: RelayClient
+    metrics: Metrics
 
 
 @asynccontextmanager
 async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
     """The store and the relay session; both are closed on the way out."""
-    store = await SqliteWatchStore.open(settings.database_path)
+    metrics = Metrics()
+    store = await SqliteWatchStore.open(settings.database_path, observer=metrics)
     try:
         async with aiohttp.ClientSession() as session:
-            yield Resources(store, relay_client(session, settings))
+            yield Resources(store, relay_client(session, settings, metrics), metrics)
     finally:
         await store.close()
 
@@ -66,7 +73,9 @@ async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
 @asynccontextmanager
 async def discord_client(settings: Settings, resources: Resources) -> AsyncIterator[SunoBot]:
     """One SunoBot on the given resources, closed on the way out (within CLOSE_SECONDS)."""
-    bot = SunoBot(settings=settings, relay=resources.relay, store=resources.store)
+    bot = SunoBot(
+        settings=settings, relay=resources.relay, store=resources.store, metrics=resources.metrics
+    )
     try:
         yield bot
     finally:
@@ -88,7 +97,10 @@ async def serve(settings: Settings) -> int:
     """Runs until SIGTERM/SIGINT (exit 0) or until Discord refuses the bot's configuration
     (exit 1). Discord unreachable or failing is waited out, at start and later."""
     try:
-        async with bot_resources(settings) as resources:
+        async with (
+            bot_resources(settings) as resources,
+            serving(settings.metrics_address, resources.metrics, lambda: resources.store.is_open),
+        ):
             session = DiscordSession(settings, resources)
             with _stop_on_signals(session.request_stop):
                 # Only the store's owner logs in and edits; another process on it waits here.
@@ -101,7 +113,7 @@ async def serve(settings: Settings) -> int:
     except DISCORD_REFUSALS as exc:
         log.error("%s", refusal_line(exc))
         return 1
-    except StoreError as exc:
+    except (StoreError, EndpointError) as exc:
         log.error("%s", exc)
         return 1
     log.info("stopped")

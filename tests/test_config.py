@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, ProbeSettings, Settings, StoreSettings, load, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 REQUIRED = {
     "DISCORD_TOKEN": "discord-secret-token",
@@ -23,6 +25,7 @@ ALL_VARIABLES = [
     "SUNO_API_TIMEOUT_SECONDS",
     "SUNO_BATCH_SIZE",
     "INTERACTION_EXPIRY_MARGIN_SECONDS",
+    "METRICS_ADDRESS",
 ]
 
 
@@ -50,6 +53,7 @@ def test_defaults_follow_the_configuration_contract(monkeypatch: pytest.MonkeyPa
     assert settings.watch_timeout_seconds == 1800
     assert settings.log_level == "INFO"
     assert settings.suno_batch_size == 100
+    assert settings.metrics_address is None  # no health and metrics endpoint unless asked
 
 
 @pytest.mark.parametrize("missing", list(REQUIRED))
@@ -134,6 +138,44 @@ def test_keyword_overrides_use_the_variable_names(monkeypatch: pytest.MonkeyPatc
 def test_every_variable_says_what_it_expects() -> None:
     assert {name.upper() for name in Settings.model_fields} == set(ALL_VARIABLES)
     assert all(field.description for field in Settings.model_fields.values())
+
+
+def test_every_variable_is_in_the_example_file_and_the_readme_table() -> None:
+    example = (REPO / ".env.example").read_text()
+    in_example = {line.split("=")[0] for line in example.splitlines() if "=" in line}
+    readme = (REPO / "README.md").read_text()
+    in_table = {row.split("`")[1] for row in readme.splitlines() if row.startswith("| `")}
+    assert set(ALL_VARIABLES) <= {name.lstrip("# ") for name in in_example}
+    assert set(ALL_VARIABLES) <= in_table
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9108", "0.0.0.0:9108", "[::1]:9108"])
+def test_a_metrics_address_is_a_host_and_port(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    set_required(monkeypatch, METRICS_ADDRESS=address)
+    assert load_settings().metrics_address == address
+
+
+@pytest.mark.parametrize("address", ["9108", ":9108", "localhost", "host:port", "host:70000"])
+def test_a_metrics_address_without_a_host_and_port_is_named_with_what_it_expects(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    set_required(monkeypatch, METRICS_ADDRESS=address)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == (
+        "METRICS_ADDRESS is invalid: expected host:port such as 127.0.0.1:9108, or unset",
+    )
+
+
+def test_backup_and_health_need_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////srv/bot/watches.sqlite3")
+    monkeypatch.setenv("METRICS_ADDRESS", "127.0.0.1:9108")
+    assert load(StoreSettings).database_path == Path("/srv/bot/watches.sqlite3")
+    assert load(ProbeSettings).metrics_address == "127.0.0.1:9108"
+    with pytest.raises(ConfigError):
+        load_settings()  # the bot itself still needs its token and relay
 
 
 def test_every_missing_or_empty_value_is_listed_in_one_message(tmp_path: Path) -> None:

@@ -6,11 +6,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -66,6 +67,16 @@ class _Answer:
         return self.json is not _NOT_JSON
 
 
+class RelayObserver(Protocol):
+    """Told about every relay request (the metrics); `endpoint` is "fetch" or "batch"."""
+
+    def relay_request(self, endpoint: str, outcome: str, seconds: float) -> None:
+        """A request ended: "ok", or the failure's `RelayError.outcome`, after `seconds`."""
+
+    def relay_batch(self, size: int) -> None:
+        """A batch request asks for `size` task ids."""
+
+
 class RelayClient:
     """Reads tasks from a relay over a session the application owns."""
 
@@ -76,6 +87,7 @@ class RelayClient:
         api_key: SecretStr,
         *,
         timeout: float,
+        observer: RelayObserver | None = None,
     ) -> None:
         base = URL(base_url)
         if not base.is_absolute() or base.scheme not in ("http", "https"):
@@ -86,12 +98,46 @@ class RelayClient:
         self._fetch_root = base.with_path(base.raw_path.rstrip("/") + "/suno/fetch", encoded=True)
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._observer = observer
 
     async def fetch(self, task_id: str) -> Task:
         """The task with this id, or a RelayError saying why it could not be read."""
         task_id = normalize_task_id(task_id)
+        with self._observed("fetch"):
+            return await self._fetch(task_id)
+
+    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]:
+        """The tasks among these ids that the relay knows; unknown ids are left out."""
+        wanted = list(dict.fromkeys(normalize_task_id(task_id) for task_id in task_ids))
+        if not wanted:
+            return []
+        if self._observer is not None:
+            self._observer.relay_batch(len(wanted))
+        with self._observed("batch"):
+            return await self._fetch_many(wanted)
+
+    @contextmanager
+    def _observed(self, endpoint: str) -> Iterator[None]:
+        """Tells the observer how the request inside ended and how long it took; a cancelled
+        request is not counted."""
+        observer = self._observer
+        if observer is None:
+            yield
+            return
+        started = time.monotonic()
+        try:
+            yield
+        except RelayError as exc:
+            observer.relay_request(endpoint, exc.outcome, time.monotonic() - started)
+            raise
+        except Exception:
+            observer.relay_request(endpoint, RelayError.outcome, time.monotonic() - started)
+            raise
+        observer.relay_request(endpoint, "ok", time.monotonic() - started)
+
+    async def _fetch(self, task_id: str) -> Task:
         # One quoted segment, appended to an already-encoded URL: the id can never add a
-        # path segment, a query or a fragment, whatever the validation above lets through.
+        # path segment, a query or a fragment, whatever the validation in fetch() lets through.
         url = self._fetch_root.with_path(
             f"{self._fetch_root.raw_path}/{quote(task_id, safe='')}", encoded=True
         )
@@ -102,11 +148,7 @@ class RelayClient:
             raise self._not_json(answer)
         return self._single_task(answer, task_id)
 
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]:
-        """The tasks among these ids that the relay knows; unknown ids are left out."""
-        wanted = list(dict.fromkeys(normalize_task_id(task_id) for task_id in task_ids))
-        if not wanted:
-            return []
+    async def _fetch_many(self, wanted: list[str]) -> list[Task]:
         answer = await self._request("POST", self._fetch_root, {"ids": wanted})
         # Relays drop unknown ids from a batch; one that instead answers "not found" for the
         # whole batch has the endpoint and simply knows none of them.

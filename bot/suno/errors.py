@@ -10,6 +10,8 @@ class RelayError(Exception):
 
     message_key: ClassVar[str] = "error.relay_unavailable"
     transient: ClassVar[bool] = False
+    # The failure's name in the relay request metrics: one of a few fixed words.
+    outcome: ClassVar[str] = "error"
 
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)
@@ -25,24 +27,28 @@ class InvalidTaskId(RelayError):
     """The id is not 1-128 characters of [A-Za-z0-9_-]; no request was made."""
 
     message_key = "error.invalid_task_id"
+    outcome = "invalid_id"
 
 
 class TaskNotFound(RelayError):
     """The relay does not know the task, or it belongs to another key."""
 
     message_key = "error.task_not_found"
+    outcome = "not_found"
 
 
 class RelayKeyRejected(RelayError):
     """The relay answered 401/403: the bot's key is not accepted."""
 
     message_key = "error.key_rejected"
+    outcome = "key_rejected"
 
 
 class RelayUnavailable(RelayError):
     """Timeouts, connection errors, 5xx, 429, HTML or malformed JSON: try again later."""
 
     message_key = "error.relay_unavailable"
+    outcome = "unavailable"
     transient = True
 
     def __init__(
@@ -56,6 +62,7 @@ class RelayProtocolError(RelayError):
     """A successful answer whose body is not a task."""
 
     message_key = "error.relay_protocol"
+    outcome = "protocol_error"
     transient = True
 
 
@@ -63,3 +70,4 @@ class BatchUnsupported(RelayError):
     """The relay has no batch fetch endpoint (404/405, or an answer that is not a list)."""
 
     message_key = "error.relay_protocol"
+    outcome = "unsupported"

@@ -50,6 +50,12 @@ class MessageContent(Protocol):
     def view(self) -> discord.ui.View | None: ...
 
 
+class EditObserver(Protocol):
+    """Told about every edit (the metrics); `route` is "token" or "channel"."""
+
+    def discord_edit(self, route: str, result: EditResult) -> None: ...
+
+
 def classify(error: Exception) -> EditResult:
     """What an edit failure means for the watch that made it."""
     if isinstance(error, discord.HTTPException):
@@ -74,8 +80,9 @@ class MessageEditor:
     The bot-wide `allowed_mentions` applies to every edit; nothing here can make one ping.
     """
 
-    def __init__(self, client: discord.Client) -> None:
+    def __init__(self, client: discord.Client, observer: EditObserver | None = None) -> None:
         self._client = client
+        self._observer = observer
 
     async def edit_original(
         self, application_id: int, token: str, message: MessageContent
@@ -87,7 +94,7 @@ class MessageEditor:
         request = webhook.edit_message(
             ORIGINAL_RESPONSE, embeds=list(message.embeds), view=message.view()
         )
-        return await self._attempt(request, via="interaction")
+        return await self._attempt(request, via="interaction", route="token")
 
     async def edit_channel_message(
         self, channel_id: int, message_id: int, message: MessageContent
@@ -96,9 +103,9 @@ class MessageEditor:
         request = channel.get_partial_message(message_id).edit(
             embeds=list(message.embeds), view=message.view()
         )
-        return await self._attempt(request, via="channel")
+        return await self._attempt(request, via="channel", route="channel")
 
-    async def _attempt(self, request: Awaitable[Any], *, via: str) -> EditResult:
+    async def _attempt(self, request: Awaitable[Any], *, via: str, route: str) -> EditResult:
         try:
             await request
         except Exception as exc:
@@ -110,8 +117,11 @@ class MessageEditor:
                 result.value,
                 _describe(exc),
             )
-            return result
-        return EditResult.OK
+        else:
+            result = EditResult.OK
+        if self._observer is not None:
+            self._observer.discord_edit(route, result)
+        return result
 
 
 def _describe(error: Exception) -> str:

@@ -203,16 +203,24 @@ class WatchStore(LeaseStore, Protocol):
     async def close(self) -> None: ...
 
 
+class StoreObserver(Protocol):
+    def store_error(self) -> None:
+        """A statement failed (the metrics count these)."""
+
+
 class SqliteWatchStore(WatchStore):
     """Watches in one SQLite file, through a single connection shared by every task."""
 
-    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, path: Path, observer: StoreObserver | None = None
+    ) -> None:
         self._db = connection
         self._path = path
+        self._observer = observer
         self._closed = False
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteWatchStore:
+    async def open(cls, path: Path, *, observer: StoreObserver | None = None) -> SqliteWatchStore:
         """Open (or create) the database at `path`, check it and bring its schema up to date."""
         await asyncio.to_thread(_prepare_location, path)
         try:
@@ -220,7 +228,7 @@ class SqliteWatchStore(WatchStore):
         except sqlite3.Error as exc:
             raise _store_error(path, "open", exc) from exc
         connection.row_factory = aiosqlite.Row
-        store = cls(connection, path)
+        store = cls(connection, path, observer)
         try:
             await store._prepare()
         except BaseException:
@@ -310,6 +318,8 @@ class SqliteWatchStore(WatchStore):
         try:
             yield
         except sqlite3.Error as exc:
+            if self._observer is not None:
+                self._observer.store_error()
             raise _store_error(self._path, action, exc) from exc
 
     async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
@@ -504,6 +514,10 @@ class SqliteWatchStore(WatchStore):
             acquired_at=_from_unix(rows[0]["acquired_at"]),
             expires_at=_from_unix(rows[0]["expires_at"]),
         )
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed
 
     async def close(self) -> None:
         if self._closed:

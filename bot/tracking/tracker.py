@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from bot.tracking.policy import (
 )
 from bot.tracking.poller import PolledTask, Poller, TaskSource
 from bot.tracking.store import Watch, WatchOutcome, WatchStore
-from bot.tracking.updater import Editor, Message, MessageUpdater
+from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpdater
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class TrackerStats:
     tasks: int
     watches: int
     batch_mode: bool | None
+    # Watches by how their message is edited now: "token" or "channel".
+    routes: Mapping[str, int]
 
 
 class Tracker:
@@ -63,8 +66,10 @@ class Tracker:
         token_margin: float,
         can_edit_channel: Callable[[Watch], bool],
         clock: Clock | None = None,
+        observer: FinalEditObserver | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer
         self._editor = editor
         self._presenter = presenter
         self._policy = policy
@@ -106,9 +111,14 @@ class Tracker:
         self._tasks.clear()
 
     def stats(self) -> TrackerStats:
-        watches = sum(len(updaters) for updaters in self._watchers.values())
+        routes = Counter(
+            updater.route for updaters in self._watchers.values() for updater in updaters.values()
+        )
         return TrackerStats(
-            tasks=len(self._watchers), watches=watches, batch_mode=self._poller.batch_mode
+            tasks=len(self._watchers),
+            watches=routes.total(),
+            batch_mode=self._poller.batch_mode,
+            routes=routes,
         )
 
     # -- watches -------------------------------------------------------------------------
@@ -138,6 +148,7 @@ class Tracker:
             spawn=self._spawn,
             on_end=self._forget,
             on_channel_refused=self._say_goodbye,
+            observer=self._observer,
         )
         self._watchers.setdefault(watch.task_id, {})[watch.id] = updater
         # Each tick looks at every watch; waking one per added watch made adding n watches
@@ -260,7 +271,7 @@ class Tracker:
         for updater in self._live(polled):
             if task.is_terminal:
                 self._show(updater, task)
-                updater.conclude(WatchOutcome.FINISHED)
+                updater.conclude(WatchOutcome.FINISHED, finished_at=current)
             elif current >= updater.deadline:
                 self._show(updater, task, notice=Notice.AUTO_REFRESH_STOPPED)
                 updater.conclude(WatchOutcome.TIMED_OUT)

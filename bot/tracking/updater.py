@@ -33,6 +33,12 @@ class Editor(Protocol):
     ) -> EditResult: ...
 
 
+class FinalEditObserver(Protocol):
+    def final_edit(self, seconds: float) -> None:
+        """A finished task's last state reached its message `seconds` after the relay said
+        the task was finished."""
+
+
 class MessageUpdater:
     """One watch's message: queues the newest state, sends it by the route that still works,
     and turns Discord's answers into the watch's outcome.
@@ -55,6 +61,7 @@ class MessageUpdater:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         on_end: Callable[[MessageUpdater], None],
         on_channel_refused: Callable[[MessageUpdater], None],
+        observer: FinalEditObserver | None = None,
     ) -> None:
         self.watch = watch
         self._editor = editor
@@ -66,6 +73,7 @@ class MessageUpdater:
         self._spawn = spawn
         self._on_end = on_end
         self._on_channel_refused = on_channel_refused
+        self._observer = observer
         self._token = watch.interaction_token
         # The token after the switch to channel edits, while it may still say goodbye.
         self._spare_token: str | None = None
@@ -78,6 +86,8 @@ class MessageUpdater:
         self._switch_at = self._token_expires - token_margin  # the token is no longer used
         self._created = on_monotonic(clock, watch.created_at)
         self._last_attempt = -math.inf
+        self._last_shown = -math.inf  # when an edit last went through (monotonic)
+        self._finished_at: float | None = None  # when the relay said the task was finished
         self._pending: Message | None = None
         # What the newest message was made from: the same source again is skipped unrendered.
         self._source: Hashable | None = None
@@ -93,6 +103,11 @@ class MessageUpdater:
     def live(self) -> bool:
         """Still following its task: no last edit has been decided."""
         return self.outcome is None
+
+    @property
+    def route(self) -> str:
+        """How the message is edited now: "token" (the interaction) or "channel"."""
+        return "token" if self._token is not None else "channel"
 
     def next_deadline(self) -> float:
         """When this watch next needs the tracker without a poll (monotonic)."""
@@ -121,10 +136,12 @@ class MessageUpdater:
         self._source = source
         self._ensure_draining()
 
-    def conclude(self, outcome: WatchOutcome) -> None:
-        """The queued state is the last: once it is sent the watch ends with `outcome`."""
+    def conclude(self, outcome: WatchOutcome, *, finished_at: float | None = None) -> None:
+        """The queued state is the last: once it is sent the watch ends with `outcome`.
+        `finished_at` is when the relay said the task was finished (monotonic), if it did."""
         if self.outcome is None:
             self.outcome = outcome
+            self._finished_at = finished_at
         self._ensure_draining()
 
     def _ensure_draining(self) -> None:
@@ -185,6 +202,7 @@ class MessageUpdater:
     async def _after(self, message: Message, result: EditResult, retries: int) -> int:
         """Acts on Discord's answer to one edit; returns the retry count that follows."""
         if result is EditResult.OK:
+            self._last_shown = self._clock.monotonic()
             self._fingerprint = message.fingerprint
             await self._remember(message.fingerprint)
             return 0
@@ -266,6 +284,17 @@ class MessageUpdater:
         if self._ended:
             return
         self._ended = True
+        self._report_final_edit(outcome)
         self._on_end(self)
         await self._store.finish(self.id, outcome)
         log.debug("watch %s ended: %s", self.id, outcome.value)
+
+    def _report_final_edit(self, outcome: WatchOutcome) -> None:
+        finished_at = self._finished_at
+        if (
+            self._observer is not None
+            and outcome is WatchOutcome.FINISHED
+            and finished_at is not None
+            and self._last_shown >= finished_at
+        ):
+            self._observer.final_edit(self._last_shown - finished_at)
