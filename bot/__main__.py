@@ -1,15 +1,15 @@
-"""Entry point: `python -m bot` runs the bot, `check` tests its configuration, `health` asks
-the running bot's /healthz."""
+"""Entry point: `python -m bot` runs the bot, `check` tests its configuration, `backup PATH`
+copies its store, `health` asks the running bot's /healthz."""
 
 from __future__ import annotations
 
 import sys
 
-from bot.config import ConfigError, ProbeSettings, load, load_settings
+from bot.config import ConfigError, ProbeSettings, StoreSettings, load, load_settings
 
-USAGE = "usage: python -m bot [run | check | health]"
+USAGE = "usage: python -m bot [run | check | backup PATH | health]"
 # Each command and how many operands it takes.
-COMMANDS = {"run": 0, "check": 0, "health": 0}
+COMMANDS = {"run": 0, "check": 0, "backup": 1, "health": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(command: str, operands: list[str]) -> int:
-    # Each command imports what it needs: `health` runs every half minute in a container.
+    # Each command imports what it needs: `health` runs every half minute in a container and
+    # `backup` needs neither Discord nor the relay (nor their secrets).
+    if command == "backup":
+        from bot.backup import run_backup
+
+        return run_backup(load(StoreSettings), operands[0])
     if command == "health":
         from bot.healthcheck import run_health
 
