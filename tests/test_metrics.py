@@ -4,7 +4,9 @@ running bot, the figures they show moving, and `python -m bot health`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -460,3 +462,33 @@ def test_an_address_on_every_interface_is_asked_on_the_loopback() -> None:
     assert healthz_url("0.0.0.0:9108") == "http://127.0.0.1:9108/healthz"
     assert healthz_url("[::]:9108") == "http://[::1]:9108/healthz"
     assert healthz_url("bot.internal:9108") == "http://bot.internal:9108/healthz"
+
+
+# -- what the docs and the dashboard name ----------------------------------------------------
+
+
+def served_families() -> set[str]:
+    text = generate_latest(Metrics().registry).decode()
+    # prometheus-client adds a `_created` series (a start time) to counters and histograms.
+    families = {family.name for family in text_string_to_metric_families(text)}
+    return {name for name in families if not name.endswith("_created")}
+
+
+def test_the_dashboard_graphs_only_metrics_the_bot_serves() -> None:
+    dashboard = json.loads((REPO / "deploy" / "grafana-dashboard.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {
+        re.sub(r"_(bucket|sum|count|total)$", "", name)
+        for expression in expressions
+        for name in re.findall(r"\b(?:suno_bot|process)_[a-z_]+", expression)
+    }
+    served = served_families()
+    assert used <= served
+    assert {name for name in served if name.startswith("suno_bot_")} <= used
+
+
+def test_the_readme_lists_every_metric_the_bot_serves() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in served_families():
+        if name.startswith("suno_bot_"):
+            assert f"`{name}" in readme, name
