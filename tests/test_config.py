@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,24 @@ def test_every_variable_is_in_the_example_file_and_the_readme_table() -> None:
     in_table = {row.split("`")[1] for row in readme.splitlines() if row.startswith("| `")}
     assert set(ALL_VARIABLES) <= {name.lstrip("# ") for name in in_example}
     assert set(ALL_VARIABLES) <= in_table
+
+
+def test_the_readme_lists_the_log_levels_the_error_message_names() -> None:
+    description = Settings.model_fields["log_level"].description or ""
+    levels = re.findall(r"[A-Z]+", description)
+    readme = (REPO / "README.md").read_text()
+    logs = readme.split("\n## Logs\n")[1].split("\n## ")[0]
+    row = next(line for line in readme.splitlines() if line.startswith("| `LOG_LEVEL`"))
+    meaning = row.split("|")[4]
+    for text in (logs, meaning):
+        assert list(dict.fromkeys(re.findall(r"`([A-Z]+)`", text))) == levels
+        assert "in any case" in text
+
+
+@pytest.mark.parametrize("level", ["debug", "Info", "warning", "ERROR", " critical "])
+def test_a_log_level_is_accepted_in_any_case(monkeypatch: pytest.MonkeyPatch, level: str) -> None:
+    set_required(monkeypatch, LOG_LEVEL=level)
+    assert load_settings().log_level == level.strip().upper()
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:9108", "0.0.0.0:9108", "[::1]:9108"])
