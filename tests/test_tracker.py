@@ -31,6 +31,7 @@ from bot.tracking.policy import BATCH_REPROBE_SECONDS, PollPolicy
 from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import Presenter, Tracker
+from bot.tracking.updater import FinalEditObserver
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RecordedRelayRequest, RelayReply
 from tests.kit.payloads import (
     ClipFamily,
@@ -156,6 +157,7 @@ class Rig:
         token_margin: float = 0.0,
         start: bool = True,
         presenter: Presenter = PRESENTER,
+        observer: FinalEditObserver | None = None,
     ) -> Tracker:
         tracker = Tracker(
             source=source or self.client(),
@@ -166,6 +168,7 @@ class Rig:
             batch_size=batch_size,
             token_margin=token_margin,
             can_edit_channel=lambda watch: self.channel_ok(watch),
+            observer=observer,
         )
         self.trackers.append(tracker)
         if start:
@@ -1308,3 +1311,41 @@ async def test_store_failure_while_recording_an_edit_does_not_stop_the_watch(
         for tracker in rig.trackers:
             await tracker.close()
         await store.close()
+
+
+# --- what the metrics are told --------------------------------------------------------------------
+
+
+@dataclass
+class FinalEdits:
+    """Records what the tracker reports of each finished task's final edit."""
+
+    seconds: list[float] = field(default_factory=list)
+
+    def final_edit(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+async def test_the_time_from_the_finished_answer_to_the_final_edit_is_reported(rig: Rig) -> None:
+    rig.relay.add_task("timed", [*progress_timeline("timed", [10, 20]), success("timed")])
+    rig.editor.delay = 0.3  # every edit takes Discord 0.3 s
+    final = FinalEdits()
+    tracker = rig.tracker(observer=final)
+    watch = await rig.watch(tracker, "timed")
+    await until(rig.ended(watch), "the watch to end")
+    assert rig.row(watch.id).outcome is WatchOutcome.FINISHED
+    [seconds] = final.seconds
+    # At least the final edit's own time; at most one earlier edit still in flight before it.
+    assert 0.3 - EPS <= seconds < 2 * 0.3 + 0.5
+
+
+async def test_a_finished_task_whose_message_is_gone_reports_no_final_edit(rig: Rig) -> None:
+    rig.relay.add_task("vanished", [*progress_timeline("vanished", [10]), success("vanished")])
+    final = FinalEdits()
+    tracker = rig.tracker(observer=final)
+    watch = await rig.watch(tracker, "vanished")
+    rig.editor.answer(EditResult.GONE, token=watch.interaction_token)
+    rig.channel_ok = lambda _: False
+    await until(rig.ended(watch), "the watch to end")
+    assert rig.row(watch.id).outcome is WatchOutcome.LOST
+    assert final.seconds == []
