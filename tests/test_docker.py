@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,13 +201,25 @@ def test_the_compose_service_also_runs_one_off_commands() -> None:
 # -- the runtime stage, simulated ----------------------------------------------------------
 
 
-def runtime_requirements() -> list[str]:
-    """The distributions `uv sync --frozen --no-dev` installs, from the lock file alone."""
+def uv_binary() -> str:
     uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not on PATH")
+    return uv
+
+
+def runtime_requirements() -> list[str]:
+    """The distributions `uv sync --frozen --no-dev` installs, from the lock file alone."""
     exported = subprocess.run(  # noqa: S603
-        [uv, "export", "--frozen", "--offline", "--no-dev", "--no-emit-project", *EXPORT_PLAIN],
+        [
+            uv_binary(),
+            "export",
+            "--frozen",
+            "--offline",
+            "--no-dev",
+            "--no-emit-project",
+            *EXPORT_PLAIN,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -311,10 +324,19 @@ def build_runtime(root: Path, python: str) -> Path:
     (venv / "bin" / "python").symlink_to(python)
     for name in runtime_requirements():
         copy_distribution(name, site)
-    for package in ("bot", "cogs"):
-        shutil.copytree(
-            REPO / package, site / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+    # The bot as `uv sync --no-editable` installs it: its wheel, unpacked.
+    wheels = root / "wheels"
+    subprocess.run(  # noqa: S603
+        [uv_binary(), "build", "--wheel", "--offline", "--out-dir", str(wheels)],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    [wheel] = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as unpacked:
+        unpacked.extractall(site)
+    shutil.rmtree(wheels)
     read_only(root / "app")
     return venv / "bin" / "python"
 
