@@ -398,6 +398,16 @@ async def test_the_runtime_stage_passes_the_check_as_an_unprivileged_user_on_rea
         user, str(venv_python), "-c", f"open({str(app / 'x')!r}, 'w')", cwd=app, env=env
     )
     assert denied != 0
+    # The wheel carries what is not Python: every language's catalog.
+    catalogs, out = await run_as(
+        user,
+        str(venv_python),
+        "-c",
+        "import bot.i18n; bot.i18n.default_catalog()",
+        cwd=app,
+        env=env,
+    )
+    assert catalogs == 0, out
     # No development tool came along.
     for module in ("pytest", "mypy", "yaml"):
         missing, _ = await run_as(
