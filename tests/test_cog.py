@@ -11,11 +11,10 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import discord
 import pytest
-from discord.types.interactions import ApplicationCommandInteraction
 
 from bot.app import SunoBot
 from bot.runner import assembled_bot
@@ -42,7 +41,7 @@ async def run(
 ) -> tuple[FakeInteraction, FakeMessage | None]:
     """Runs `/suno status` with `options` to its end; the interaction and its message."""
     sent = fake.command(options=options)
-    payload = cast(ApplicationCommandInteraction, sent.payload)
+    payload: Any = sent.payload  # Discord's INTERACTION_CREATE data, as the fake sends it
     interaction = discord.Interaction(data=payload, state=bot._connection)
     await bot.tree._call(interaction)
     return sent, fake.message_for(sent)
