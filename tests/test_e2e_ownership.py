@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
 import sqlite3
 import sys
@@ -18,12 +16,12 @@ import pytest
 
 from bot.tracking.ownership import RENEW_EVERY_SECONDS
 from bot.tracking.store import WatchOutcome
+from tests.kit.bot_process import BotProcess
 from tests.kit.fake_discord import FAKE_BOT_TOKEN, EditRecord, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay
 from tests.kit.harness import text_of
 from tests.kit.payloads import clip, clip_ids_for, task_payload
 
-REPO = Path(__file__).resolve().parent.parent
 WAITING = "holds the store until"
 # A waiting process tries every second; start-up and login take a moment more.
 TAKEOVER_SECONDS = 5
@@ -31,86 +29,15 @@ TAKEOVER_SECONDS = 5
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-class BotProcess:
-    """`python -m bot` in its own process against the fakes, its log read as it comes."""
-
-    def __init__(self, fake: FakeDiscord, relay: FakeRelay, database: Path) -> None:
-        self._args = [sys.executable, "-m", "tests.kit.launch_bot", fake.api_base, fake.gateway_url]
-        self._env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO),
-            "DISCORD_TOKEN": FAKE_BOT_TOKEN,
-            "SUNO_API_BASE_URL": relay.base_url,
-            "SUNO_API_KEY": relay.api_key or "sk-test-relay-key",
-            "DATABASE_URL": f"sqlite:///{database}",
-            "POLL_INTERVAL_SECONDS": "0.1",
-            "LOG_LEVEL": "INFO",
-        }
-        self.lines: list[str] = []
-        self.exited_at: float | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            *self._args,
-            cwd=REPO,
-            env=self._env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read(self._process))
-
-    async def _read(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.returncode is None
-
-    def lines_with(self, text: str) -> list[str]:
-        return [line for line in self.lines if text in line]
-
-    async def wait_for_line(self, text: str, timeout: float = 30) -> str:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout):
-            while not self.lines_with(text):
-                if not self.running:
-                    raise AssertionError(f"exited without logging {text!r}:\n{self.output}")
-                await asyncio.sleep(0.05)
-        return self.lines_with(text)[0]
-
-    async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:  # noqa: ASYNC109
-        assert self._process is not None
-        if self._process.returncode is None:
-            self._process.send_signal(sig)
-        return await self.exit_code(timeout)
-
-    async def exit_code(self, timeout: float) -> int:  # noqa: ASYNC109
-        """Waits for the process to end by itself; its exit code."""
-        assert self._process is not None and self._reader is not None
-        code = await asyncio.wait_for(self._process.wait(), timeout=timeout)
-        self.exited_at = time.monotonic()
-        await self._reader
-        return code
-
-
 @pytest.fixture
 async def processes(
     fake: FakeDiscord, relay: FakeRelay, database: Path
 ) -> AsyncIterator[list[BotProcess]]:
     """Two bot processes on one database; whatever a test leaves running is killed."""
-    made = [BotProcess(fake, relay, database) for _ in range(2)]
+    made = [BotProcess.against(fake, relay, database) for _ in range(2)]
     yield made
     for process in made:
-        if process.running:
-            with contextlib.suppress(ProcessLookupError, TimeoutError):
-                await process.stop(signal.SIGKILL, timeout=5)
+        await process.kill()
 
 
 def progressing(task_id: str, start: int, polls: int) -> list[dict[str, object]]:

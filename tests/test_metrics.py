@@ -121,7 +121,7 @@ async def test_a_running_bot_serves_its_health_and_figures_that_move_as_tasks_ru
     relay.add_task("metrics-done", music_timeline("metrics-done"))
     relay.add_task("metrics-running", still_running("metrics-running"))
     async with (
-        BotProcess(fake, relay, database, METRICS_ADDRESS="127.0.0.1:0") as bot,
+        BotProcess.against(fake, relay, database, METRICS_ADDRESS="127.0.0.1:0") as bot,
         aiohttp.ClientSession() as http,
     ):
         base = (await bot.wait_for_line(SERVING)).rsplit(" ", 1)[1]
@@ -193,7 +193,9 @@ async def test_an_address_in_use_stops_the_bot_with_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        async with BotProcess(fake, relay, database, METRICS_ADDRESS=f"127.0.0.1:{port}") as bot:
+        async with BotProcess.against(
+            fake, relay, database, METRICS_ADDRESS=f"127.0.0.1:{port}"
+        ) as bot:
             code = await bot.exit_code()
     assert code == 1
     [line] = bot.lines_with("METRICS_ADDRESS")
