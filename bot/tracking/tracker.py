@@ -8,7 +8,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.render import Notice
@@ -39,6 +39,18 @@ class Presenter(Protocol):
         ...
 
     def error(self, message_key: str, *, locale: str) -> Message: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Followed:
+    """One watched task: what the poller knows of it, and every message that shows it."""
+
+    polled: PolledTask
+    updaters: dict[int, MessageUpdater] = field(default_factory=dict)
+
+    def live(self) -> bool:
+        # A task whose every watcher is concluded only waits for its last edits: never poll it.
+        return any(updater.outcome is None for updater in self.updaters.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +98,8 @@ class Tracker:
             spawn=self._spawn,
             wake=self._wake_for,
         )
-        # Every watching message, by task id and watch id.
-        self._watchers: dict[str, dict[int, MessageUpdater]] = {}
+        # Every watched task, by task id.
+        self._followed: dict[str, _Followed] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         # When the loop looks again unless woken (monotonic); it is woken only for sooner work.
@@ -112,10 +124,12 @@ class Tracker:
 
     def stats(self) -> TrackerStats:
         routes = Counter(
-            updater.route for updaters in self._watchers.values() for updater in updaters.values()
+            updater.route
+            for followed in self._followed.values()
+            for updater in followed.updaters.values()
         )
         return TrackerStats(
-            tasks=len(self._watchers),
+            tasks=len(self._followed),
             watches=routes.total(),
             batch_mode=self._poller.batch_mode,
             routes=routes,
@@ -133,9 +147,12 @@ class Tracker:
     ) -> None:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed."""
-        if watch.id in self._watchers.get(watch.task_id, {}):
+        followed = self._followed.get(watch.task_id)
+        if followed is not None and watch.id in followed.updaters:
             return  # already kept current (a command answered before the store was resumed)
         polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task, failure=failure)
+        if followed is None:
+            followed = self._followed[watch.task_id] = _Followed(polled)
         updater = MessageUpdater(
             watch,
             editor=self._editor,
@@ -150,10 +167,10 @@ class Tracker:
             on_channel_refused=self._say_goodbye,
             observer=self._observer,
         )
-        self._watchers.setdefault(watch.task_id, {})[watch.id] = updater
+        followed.updaters[watch.id] = updater
         # Each tick looks at every watch; waking one per added watch made adding n watches
         # cost n² (a burst of 10 000 took minutes and stalled the gateway).
-        self._wake_for(min(polled.next_poll, updater.next_deadline()))
+        self._wake_for(min(polled.next_poll, updater.due_at))
 
     async def resume(self) -> int:
         """Takes up every unfinished watch in the store; returns how many."""
@@ -165,24 +182,24 @@ class Tracker:
 
     def _forget(self, updater: MessageUpdater) -> None:
         task_id = updater.watch.task_id
-        updaters = self._watchers.get(task_id)
-        if updaters is None:
+        followed = self._followed.get(task_id)
+        if followed is None:
             return
-        updaters.pop(updater.id, None)
-        if not updaters:
-            del self._watchers[task_id]
+        followed.updaters.pop(updater.id, None)
+        if not followed.updaters:
+            del self._followed[task_id]
             self._poller.forget(task_id)
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
-        polled = self._poller.tasks.get(updater.watch.task_id)
-        if polled is not None:
-            self._conclude(polled, updater, Notice.LIVE_UPDATES_ENDED)
+        followed = self._followed.get(updater.watch.task_id)
+        if followed is not None:
+            self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
         updater.conclude(WatchOutcome.LOST)
 
     def _wanted(self, polled: PolledTask) -> bool:
-        # A task whose every watcher is concluded only waits for its last edits: never poll it.
-        return any(updater.live for updater in self._watchers.get(polled.task_id, {}).values())
+        followed = self._followed.get(polled.task_id)
+        return followed is not None and followed.live()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -215,31 +232,40 @@ class Tracker:
                 await self._wake.wait()
 
     def _seconds_to_next_event(self) -> float:
-        current = self._clock.monotonic()
+        # Runs on every tick over every watch, so it reads plain attributes only.
         soonest = math.inf
-        for polled in self._poller.tasks.values():
-            if self._poller.polls(polled):
-                soonest = min(soonest, polled.next_poll - current)
-            if not polled.has_news:
-                continue  # its first answer wakes the loop; deadlines wait for it
-            for updater in self._watchers.get(polled.task_id, {}).values():
-                if updater.live:
-                    soonest = min(soonest, updater.next_deadline() - current)
-        return IDLE_SECONDS if soonest is math.inf else max(soonest, 0.0)
+        for followed in self._followed.values():
+            polled = followed.polled
+            # Deadlines wait for the task's first answer, which wakes the loop anyway.
+            news = polled.answered or polled.last is not None
+            live = False
+            for updater in followed.updaters.values():
+                if updater.outcome is None:
+                    live = True
+                    if news and updater.due_at < soonest:
+                        soonest = updater.due_at
+            if live and not polled.in_flight and polled.next_poll < soonest:
+                soonest = polled.next_poll
+        if soonest == math.inf:
+            return IDLE_SECONDS
+        return max(soonest - self._clock.monotonic(), 0.0)
 
     def _enforce_deadlines(self) -> None:
         current = self._clock.monotonic()
-        for polled in list(self._poller.tasks.values()):
-            for updater in list(self._watchers.get(polled.task_id, {}).values()):
-                if not updater.live:
-                    continue
-                # A watch resumed after its deadline still gets one poll to show where it ended.
-                if current >= updater.deadline and polled.has_news:
-                    self._conclude(polled, updater, Notice.AUTO_REFRESH_STOPPED)
-                    updater.conclude(WatchOutcome.TIMED_OUT)
-                elif updater.past_token_switch(current) and not updater.switch_to_channel():
-                    self._conclude(polled, updater, Notice.LIVE_UPDATES_ENDED)
-                    updater.conclude(WatchOutcome.LOST)
+        due = [
+            (followed.polled, updater)
+            for followed in self._followed.values()
+            for updater in followed.updaters.values()
+            if updater.outcome is None and current >= updater.due_at
+        ]
+        for polled, updater in due:
+            # A watch resumed after its deadline still gets one poll to show where it ended.
+            if current >= updater.deadline and polled.has_news:
+                self._conclude(polled, updater, Notice.AUTO_REFRESH_STOPPED)
+                updater.conclude(WatchOutcome.TIMED_OUT)
+            elif updater.past_token_switch(current) and not updater.switch_to_channel():
+                self._conclude(polled, updater, Notice.LIVE_UPDATES_ENDED)
+                updater.conclude(WatchOutcome.LOST)
 
     def _conclude(self, polled: PolledTask, updater: MessageUpdater, notice: Notice) -> None:
         """Queues a watch's last message: where its task stood, and why it stops changing."""
@@ -295,8 +321,10 @@ class Tracker:
             updater.conclude(WatchOutcome.FINISHED)
 
     def _live(self, polled: PolledTask) -> list[MessageUpdater]:
-        updaters = self._watchers.get(polled.task_id, {})
-        return [updater for updater in updaters.values() if updater.live]
+        followed = self._followed.get(polled.task_id)
+        if followed is None:
+            return []
+        return [updater for updater in followed.updaters.values() if updater.outcome is None]
 
     # -- presentation --------------------------------------------------------------------
 

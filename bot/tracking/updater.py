@@ -47,6 +47,39 @@ class MessageUpdater:
     is used until shortly before it expires, then the bot's own channel edit takes over.
     """
 
+    # Tens of thousands of these live at once: no per-instance dict.
+    __slots__ = (
+        "_can_edit_channel",
+        "_channel_refused",
+        "_clock",
+        "_created",
+        "_editing",
+        "_editor",
+        "_ended",
+        "_fingerprint",
+        "_finished_at",
+        "_last_attempt",
+        "_last_shown",
+        "_message_id",
+        "_observer",
+        "_on_channel_refused",
+        "_on_end",
+        "_pending",
+        "_policy",
+        "_slots",
+        "_source",
+        "_spare_token",
+        "_spawn",
+        "_store",
+        "_switch_at",
+        "_token",
+        "_token_expires",
+        "deadline",
+        "due_at",
+        "outcome",
+        "watch",
+    )
+
     def __init__(
         self,
         watch: Watch,
@@ -74,7 +107,9 @@ class MessageUpdater:
         self._on_end = on_end
         self._on_channel_refused = on_channel_refused
         self._observer = observer
-        self._token = watch.interaction_token
+        # The token in use, and `due_at`, kept together by `_use_token`.
+        self._token: str | None = None
+        self.due_at = math.inf
         # The token after the switch to channel edits, while it may still say goodbye.
         self._spare_token: str | None = None
         self._channel_refused = False
@@ -85,6 +120,7 @@ class MessageUpdater:
         self._token_expires = on_monotonic(clock, watch.token_expires_at)
         self._switch_at = self._token_expires - token_margin  # the token is no longer used
         self._created = on_monotonic(clock, watch.created_at)
+        self._use_token(watch.interaction_token)
         self._last_attempt = -math.inf
         self._last_shown = -math.inf  # when an edit last went through (monotonic)
         self._finished_at: float | None = None  # when the relay said the task was finished
@@ -100,22 +136,17 @@ class MessageUpdater:
         return self.watch.id
 
     @property
-    def live(self) -> bool:
-        """Still following its task: no last edit has been decided."""
-        return self.outcome is None
-
-    @property
     def route(self) -> str:
         """How the message is edited now: "token" (the interaction) or "channel"."""
         return "token" if self._token is not None else "channel"
 
-    def next_deadline(self) -> float:
-        """When this watch next needs the tracker without a poll (monotonic)."""
-        # Runs for every watch on every tick, so it only compares numbers: whether the
-        # channel route exists (Discord's permission cache, ~20 µs) is asked once, at the switch.
-        if self._token is not None:
-            return min(self.deadline, self._switch_at)
-        return self.deadline
+    def _use_token(self, token: str | None) -> None:
+        """Edits go through `token` from now on (None: through the channel, if at all)."""
+        self._token = token
+        # When this watch next needs the tracker without a poll (monotonic): every tick reads
+        # it for every watch, so it is kept as a plain number. Whether the channel route
+        # exists (Discord's permission cache, ~20 µs) is asked only once, at the switch.
+        self.due_at = min(self.deadline, self._switch_at) if token is not None else self.deadline
 
     def past_token_switch(self, now: float) -> bool:
         return self._token is not None and now >= self._switch_at
@@ -124,7 +155,8 @@ class MessageUpdater:
         """Stops using the interaction token; False when no other route can edit the message."""
         if not self._has_channel_route():
             return False
-        self._spare_token, self._token = self._token, None
+        self._spare_token = self._token
+        self._use_token(None)
         return True
 
     def shows_source(self, source: Hashable) -> bool:
@@ -230,7 +262,8 @@ class MessageUpdater:
         if self._spare_token is None or self._clock.monotonic() >= self._token_expires:
             return False
         log.info("channel edit of watch %s refused; finishing through the interaction", self.id)
-        self._token, self._spare_token = self._spare_token, None
+        self._use_token(self._spare_token)
+        self._spare_token = None
         self._channel_refused = True
         if self.outcome is None:
             self._on_channel_refused(self)
@@ -271,10 +304,11 @@ class MessageUpdater:
             if result is not EditResult.TOKEN_DEAD:
                 return result
             log.info("interaction token of watch %s no longer works", watch.id)
-            self._token = None  # never used again, even if the channel path fails too
+            self._use_token(None)  # never used again, even if the channel path fails too
         elif self._token is not None:
             # Past the switch: the channel takes over; the token is kept only to say goodbye.
-            self._spare_token, self._token = self._token, None
+            self._spare_token = self._token
+            self._use_token(None)
         channel_id, message_id = watch.channel_id, self._message_id
         if channel_id is not None and message_id is not None and self._has_channel_route():
             return await self._editor.edit_channel_message(channel_id, message_id, message)
