@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from bot.tracking.commits import GroupCommitter
+
 # How long a statement waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -218,6 +220,11 @@ class SqliteWatchStore(WatchStore):
         self._path = path
         self._observer = observer
         self._closed = False
+        # Watch writes share transactions with every other write waiting at the same moment;
+        # anything else runs between those transactions, never inside one.
+        self._commits = GroupCommitter(
+            connection, next_id_query="SELECT coalesce(max(id), 0) + 1 FROM watches"
+        )
 
     @classmethod
     async def open(cls, path: Path, *, observer: StoreObserver | None = None) -> SqliteWatchStore:
@@ -298,9 +305,9 @@ class SqliteWatchStore(WatchStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        # Only migrations use a transaction, and they run inside `open()` before the store is
-        # handed to anyone, so no other task's statement can land inside one. Every statement
-        # after that is a transaction of its own, run one by one by the connection's thread.
+        # Only migrations use this, and they run inside `open()` before the store is handed to
+        # anyone, so no other task's statement can land inside one. After that, writes go
+        # through the group committer and reads run between its transactions.
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first
         # cannot wait for the lock when another connection writes in between.
         await self._db.execute("BEGIN IMMEDIATE")
@@ -324,12 +331,16 @@ class SqliteWatchStore(WatchStore):
 
     async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
         with self._failures(action):
-            async with self._db.execute(sql, parameters) as cursor:
-                return cursor.rowcount
+            return await self._commits.write(sql, parameters)
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        """Rows of one query, run between group commits."""
+        async with self._commits.exclusive():
+            return list(await self._db.execute_fetchall(sql, parameters))
 
     async def _require(self, watch_id: int) -> None:
-        rows = await self._db.execute_fetchall("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
-        if not list(rows):
+        rows = await self._read("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
+        if not rows:
             raise LookupError(f"no watch with id {watch_id}")
 
     async def add(self, watch: NewWatch) -> Watch:
@@ -338,37 +349,36 @@ class SqliteWatchStore(WatchStore):
         expires = _to_unix(watch.token_expires_at, "token_expires_at")
         deadline = _to_unix(watch.deadline_at, "deadline_at")
         with self._failures("record a new watch"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    """
+            # Concurrent commands share one transaction; the batch numbers the rows.
+            watch_id = await self._commits.insert(
+                """
                     INSERT INTO watches (
-                        task_id, application_id, guild_id, channel_id, requester_id, locale,
-                        ephemeral, interaction_id, interaction_token, token_expires_at,
+                        id, task_id, application_id, guild_id, channel_id, requester_id,
+                        locale, ephemeral, interaction_id, interaction_token, token_expires_at,
                         deadline_at, outcome, created_at, updated_at
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    RETURNING id
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    (
-                        watch.task_id,
-                        watch.application_id,
-                        watch.guild_id,
-                        watch.channel_id,
-                        watch.requester_id,
-                        watch.locale,
-                        int(watch.ephemeral),
-                        watch.interaction_id,
-                        watch.interaction_token,
-                        expires,
-                        deadline,
-                        WatchOutcome.ACTIVE.value,
-                        stamp,
-                        stamp,
-                    ),
-                )
+                (
+                    None,
+                    watch.task_id,
+                    watch.application_id,
+                    watch.guild_id,
+                    watch.channel_id,
+                    watch.requester_id,
+                    watch.locale,
+                    int(watch.ephemeral),
+                    watch.interaction_id,
+                    watch.interaction_token,
+                    expires,
+                    deadline,
+                    WatchOutcome.ACTIVE.value,
+                    stamp,
+                    stamp,
+                ),
             )
         moment = _from_unix(stamp)
         return Watch(
-            id=int(rows[0]["id"]),
+            id=watch_id,
             task_id=watch.task_id,
             application_id=watch.application_id,
             guild_id=watch.guild_id,
@@ -406,10 +416,8 @@ class SqliteWatchStore(WatchStore):
     async def _update_watch(
         self, watch_id: int, action: str, sql: str, parameters: Sequence[Any]
     ) -> None:
-        # RETURNING reads the changed rows in the statement's own round trip to the thread.
         with self._failures(action):
-            changed = list(await self._db.execute_fetchall(f"{sql} RETURNING id", parameters))
-            if not changed:
+            if not await self._commits.write(sql, parameters):
                 await self._require(watch_id)
 
     async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
@@ -426,7 +434,7 @@ class SqliteWatchStore(WatchStore):
 
     async def active(self) -> list[Watch]:
         with self._failures("read the active watches"):
-            rows = await self._db.execute_fetchall(_SELECT_ACTIVE)
+            rows = await self._read(_SELECT_ACTIVE)
         return [_watch_from_row(row) for row in rows]
 
     async def purge_expired_tokens(self, now: datetime) -> int:
@@ -446,9 +454,7 @@ class SqliteWatchStore(WatchStore):
 
     async def get_meta(self, key: str) -> str | None:
         with self._failures("read a setting"):
-            rows = list(
-                await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
-            )
+            rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -462,9 +468,8 @@ class SqliteWatchStore(WatchStore):
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = _now()
         with self._failures("take a lease"):
-            taken = list(
-                await self._db.execute_fetchall(
-                    """
+            taken = await self._read(
+                """
                     INSERT INTO leases (name, owner, acquired_at, expires_at)
                     VALUES (?, ?, ?, ?)
                     ON CONFLICT (name) DO UPDATE SET
@@ -475,8 +480,7 @@ class SqliteWatchStore(WatchStore):
                     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
                     RETURNING owner
                     """,
-                    (name, owner, now, now + _lease_ttl(ttl), now),
-                )
+                (name, owner, now, now + _lease_ttl(ttl), now),
             )
         return bool(taken)
 
@@ -499,12 +503,10 @@ class SqliteWatchStore(WatchStore):
 
     async def lease_holder(self, name: str) -> Lease | None:
         with self._failures("read a lease"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    "SELECT owner, acquired_at, expires_at FROM leases"
-                    " WHERE name = ? AND expires_at > ?",
-                    (name, _now()),
-                )
+            rows = await self._read(
+                "SELECT owner, acquired_at, expires_at FROM leases"
+                " WHERE name = ? AND expires_at > ?",
+                (name, _now()),
             )
         if not rows:
             return None
@@ -523,7 +525,10 @@ class SqliteWatchStore(WatchStore):
         if self._closed:
             return
         self._closed = True
-        await self._db.close()
+        try:
+            await self._commits.flush()
+        finally:
+            await self._db.close()
 
 
 def _prepare_location(path: Path) -> None:
