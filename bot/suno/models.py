@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -11,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -525,16 +527,58 @@ def envelope_from(body: Any) -> Envelope:
         raise NotATask("malformed envelope") from exc
 
 
-def task_from_data(data: Any) -> Task:
+class TaskMemo:
+    """The tasks parsed lately, by a digest of the relay object each was parsed from.
+
+    Most polls find a task as it was: its object then gives back the very Task it gave last
+    time, without validating and normalizing it again (and the message, whose source is that
+    Task, is not rendered again either). Holds at most about twice `capacity` tasks.
+    """
+
+    def __init__(self, capacity: int = 65_536) -> None:
+        self._capacity = capacity
+        self._current: dict[bytes, Task] = {}
+        self._previous: dict[bytes, Task] = {}
+
+    def task(self, item: Mapping[str, Any]) -> Task:
+        """`task_from(item)`, remembered; raises as `task_from` does."""
+        key = _digest(item)
+        if key is None:
+            return task_from(item)
+        task = self._current.get(key)
+        if task is None:
+            task = self._previous.get(key)
+            if task is None:
+                task = task_from(item)
+            self._remember(key, task)
+        return task
+
+    def _remember(self, key: bytes, task: Task) -> None:
+        if len(self._current) >= self._capacity:
+            # Tasks still polled move over to the new generation as they are seen again.
+            self._previous, self._current = self._current, {}
+        self._current[key] = task
+
+
+def _digest(item: Mapping[str, Any]) -> bytes | None:
+    """16 bytes that differ whenever `item` does; None for what JSON cannot hold exactly."""
+    try:
+        encoded = orjson.dumps(item)
+    except TypeError:  # orjson.JSONEncodeError: integers past 64 bits, non-string keys
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def task_from_data(data: Any, memo: TaskMemo | None = None) -> Task:
     if not _looks_like_task(data):
         raise NotATask("the answer carries no task")
     try:
-        return task_from(data)
+        return memo.task(data) if memo is not None else task_from(data)
     except ValidationError as exc:
         raise NotATask("malformed task") from exc
 
 
-def task_from_answer(data: Any, task_id: str) -> Task:
+def task_from_answer(data: Any, task_id: str, memo: TaskMemo | None = None) -> Task:
     """The task a successful single fetch of `task_id` carries in its envelope's `data`.
 
     `data: null` is a relay with nothing to report yet: the task has not started. A task
@@ -542,21 +586,22 @@ def task_from_answer(data: Any, task_id: str) -> Task:
     """
     if data is None:
         return Task(task_id=task_id, status=TaskStatus.NOT_START, raw_status="")
-    task = task_from_data(data)
+    task = task_from_data(data, memo)
     if not task.task_id:
         return replace(task, task_id=task_id)
     return task
 
 
-def tasks_from_data(data: Any) -> list[Task]:
+def tasks_from_data(data: Any, memo: TaskMemo | None = None) -> list[Task]:
     """The tasks of a batch answer (`data` is a list of task objects)."""
     if not isinstance(data, list):
         raise NotATask("the batch answer is not a list")
+    parse = memo.task if memo is not None else task_from
     tasks = []
     for item in data:
         if _looks_like_task(item):
             try:
-                tasks.append(task_from(item))
+                tasks.append(parse(item))
             except ValidationError:
                 continue
     return tasks
