@@ -41,8 +41,8 @@ async def test_a_burst_of_commands_shares_a_few_transactions_and_every_watch_is_
     assert transactions <= 3
     assert sorted(watch.id for watch in watches) == list(range(1, 501))
     # Committed before `add` returned: another connection reads every row now.
-    stored = dict(raw(db_path, "SELECT id, task_id FROM watches"))
-    assert stored == {watch.id: watch.task_id for watch in watches}
+    stored = raw(db_path, "SELECT id, task_id FROM watches ORDER BY id")
+    assert stored == sorted((watch.id, watch.task_id) for watch in watches)
 
 
 async def test_ids_keep_counting_after_rows_are_added_by_an_earlier_process(

@@ -63,6 +63,7 @@ class MessageUpdater:
         "_message_id",
         "_observer",
         "_on_channel_refused",
+        "_on_due",
         "_on_end",
         "_pending",
         "_policy",
@@ -94,6 +95,7 @@ class MessageUpdater:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         on_end: Callable[[MessageUpdater], None],
         on_channel_refused: Callable[[MessageUpdater], None],
+        on_due: Callable[[MessageUpdater], None] | None = None,
         observer: FinalEditObserver | None = None,
     ) -> None:
         self.watch = watch
@@ -106,6 +108,7 @@ class MessageUpdater:
         self._spawn = spawn
         self._on_end = on_end
         self._on_channel_refused = on_channel_refused
+        self._on_due = on_due
         self._observer = observer
         # The token in use, and `due_at`, kept together by `_use_token`.
         self._token: str | None = None
@@ -147,6 +150,8 @@ class MessageUpdater:
         # it for every watch, so it is kept as a plain number. Whether the channel route
         # exists (Discord's permission cache, ~20 µs) is asked only once, at the switch.
         self.due_at = min(self.deadline, self._switch_at) if token is not None else self.deadline
+        if self._on_due is not None:
+            self._on_due(self)
 
     def past_token_switch(self, now: float) -> bool:
         return self._token is not None and now >= self._switch_at
