@@ -164,6 +164,7 @@ def _clip_state_from(raw: str | None) -> ClipState | None:
     return _CLIP_STATE_WORDS.get(raw.strip().lower())
 
 
+@functools.lru_cache(maxsize=2048)  # pure, and the same links come back poll after poll
 def _is_placeholder_media(url: str) -> bool:
     # Suno answers an errored clip with https://cdn1.suno.ai/None.mp3 (and friends). A bare
     # host is no file either, unless a query names the item (the audiopipe stream link).
@@ -174,6 +175,7 @@ def _is_placeholder_media(url: str) -> bool:
     return stem.lower() in _PLACEHOLDER_STEMS
 
 
+@functools.lru_cache(maxsize=2048)
 def _is_stream(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return "audiopipe" in host
