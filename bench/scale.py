@@ -11,20 +11,28 @@ from typing import Any
 from discord.http import handle_message_parameters
 
 from bench.driver import BOTS, BotKind, Environment, environment
-from bench.kit import seed_status_messages
+from bench.kit import SeededWatch, seed_status_messages
 from bench.relay_load import SCENARIO as RELAY_SCENARIO
 from bench.relay_load import TARGET_FACTOR, edits_so_far, ideal_requests
 from bench.report import Row
+from bench.stats import summarize
 from bench.workload import add_ramping_tasks
 from bot.app import NO_MENTIONS
 from bot.render import render_task
 from bot.suno.models import envelope_from, task_from_data
 from tests.kit.fake_discord import JSONObject
+from tests.kit.payloads import music_timeline
 
 SCENARIO = "4 scale"
-RSS_TARGET_MB = 250.0
-LAG_TARGET_MS = 50.0
+RSS_TARGET_MB = 120.0
+LAG_TARGET_MS = 20.0
+STALL_TARGET_MS = 50.0
+CPU_TARGET_S = 1.0  # per 5 s poll cycle
 CHUNK = 100
+# How long the final edits may take before the watches still waiting count as missed.
+FRESHNESS_WAIT_INTERVALS = 6
+# The final state reaches every message within one poll interval and half a second.
+FRESHNESS_SLACK_MS = 500.0
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,10 @@ def first_message_body(initial: dict[str, Any]) -> JSONObject:
 
 
 async def _register(
-    env: Environment, initial: dict[str, Any], task_ids: list[str], budget: float
+    env: Environment, initial: dict[str, Any], seeded: list[SeededWatch], budget: float
 ) -> tuple[int, float]:
-    """Seeds the answered interactions and hands them to the bot, spread over one interval;
-    stops handing them over once `budget` seconds have passed. Returns (registered, seconds)."""
-    seeded = seed_status_messages(env.fake, task_ids, first_message_body(initial))
+    """Hands the seeded interactions to the bot, spread over one interval; stops handing them
+    over once `budget` seconds have passed. Returns (registered, seconds)."""
     started = time.monotonic()
     chunks = math.ceil(len(seeded) / CHUNK)
     registered = 0
@@ -78,9 +85,8 @@ async def _case(kind: BotKind, params: Params) -> dict[str, Any]:
         env.fake.keep_bodies = False
         task_ids = [f"scale-{number:05d}" for number in range(params.watches)]
         initial = add_ramping_tasks(env.relay, task_ids)
-        registered, registration = await _register(
-            env, initial, task_ids, params.registration_budget
-        )
+        seeded = seed_status_messages(env.fake, task_ids, first_message_body(initial))
+        registered, registration = await _register(env, initial, seeded, params.registration_budget)
         await env.bot.call("probe_start")
         edits_before = edits_so_far(env)
         started = time.monotonic()
@@ -91,6 +97,7 @@ async def _case(kind: BotKind, params: Params) -> dict[str, Any]:
         edits = edits_so_far(env) - edits_before
         rate, counted = env.relay.rate(window_start, params.window_cycles, params.interval)
         elapsed = time.monotonic() - started
+        freshness = await _finish_every_task(env, seeded[:registered], params)
     cycles = probe["wall_s"] / params.interval
     return {
         "bot": kind,
@@ -102,6 +109,7 @@ async def _case(kind: BotKind, params: Params) -> dict[str, Any]:
         "peak_rss_mb": probe["peak_rss_kib"] / 1024,
         "rss_mb_at_end": probe["rss_kib"] / 1024,
         "loop_lag_ms": probe["lag_ms"],
+        "gc": probe["gc"],
         "cpu_s": probe["cpu_s"],
         "cpu_s_per_cycle": probe["cpu_s"] / cycles,
         "relay_requests_in_window": counted,
@@ -109,7 +117,43 @@ async def _case(kind: BotKind, params: Params) -> dict[str, Any]:
         "edits": edits,
         "edits_per_cycle": edits / (elapsed / params.interval),
         "bot_stats": {key: probe.get(key) for key in ("tasks", "watches", "batch_mode")},
+        "freshness": freshness,
     }
+
+
+async def _finish_every_task(
+    env: Environment, seeded: list[SeededWatch], params: Params
+) -> dict[str, Any]:
+    """Every task turns SUCCESS at once; for each watch, the time from the relay's first
+    answer with that state to its message's last edit (the final one)."""
+    task_ids = [_task_id(watch) for watch in seeded]
+    done = dict(music_timeline("template")[-1])
+    env.relay.watch_first_answers(task_ids)
+    for task_id in task_ids:
+        env.relay.add_task(task_id, {**done, "task_id": task_id})
+    flipped = time.monotonic()
+    deadline = flipped + FRESHNESS_WAIT_INTERVALS * params.interval
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(0.5, params.interval / 4))
+        if (await env.bot.call("stats"))["watches"] == 0:
+            break
+    # Edits still in flight when the bot says it is done land within moments.
+    await asyncio.sleep(0.5)
+    delays: list[float] = []
+    missed = 0
+    for watch, task_id in zip(seeded, task_ids, strict=True):
+        answered = env.relay.first_answers.get(task_id)
+        edited = env.fake.last_edit_at.get(watch.message_id)
+        if answered is None or edited is None or edited < answered:
+            missed += 1
+            continue
+        delays.append((edited - answered) * 1000)
+    return {"ms": summarize(delays), "missed": missed, "watches": len(seeded)}
+
+
+def _task_id(watch: SeededWatch) -> str:
+    [subcommand] = watch.interaction["data"]["options"]
+    return str(next(o["value"] for o in subcommand["options"] if o["name"] == "task_id"))
 
 
 async def run(quick: bool) -> tuple[list[Row], list[dict[str, Any]]]:
@@ -135,11 +179,20 @@ async def run(quick: bool) -> tuple[list[Row], list[dict[str, Any]]]:
             ours["loop_lag_ms"]["p99"], base["loop_lag_ms"]["p99"], target=LAG_TARGET_MS,
             note=note, incomplete=short),
         Row(SCENARIO, "event-loop lag max (longest stall)", "ms",
-            ours["loop_lag_ms"]["max"], base["loop_lag_ms"]["max"]),
+            ours["loop_lag_ms"]["max"], base["loop_lag_ms"]["max"], target=STALL_TARGET_MS,
+            incomplete=short),
         Row(SCENARIO, f"CPU seconds per poll cycle ({params.interval:g} s)", "s",
-            ours["cpu_s_per_cycle"], base["cpu_s_per_cycle"]),
+            ours["cpu_s_per_cycle"], base["cpu_s_per_cycle"],
+            target=CPU_TARGET_S * params.interval / 5.0, incomplete=short),
         Row(SCENARIO, "message edits per poll cycle", "edits",
             ours["edits_per_cycle"], base["edits_per_cycle"]),
+        Row(SCENARIO, "freshness p50: relay says done → final edit", "ms",
+            ours["freshness"]["ms"]["p50"], base["freshness"]["ms"]["p50"]),
+        Row(SCENARIO, "freshness p99: relay says done → final edit", "ms",
+            ours["freshness"]["ms"]["p99"], base["freshness"]["ms"]["p99"],
+            target=params.interval * 1000 + FRESHNESS_SLACK_MS),
+        Row(SCENARIO, "watches whose final state never reached the message", "count",
+            ours["freshness"]["missed"], base["freshness"]["missed"]),
         Row(RELAY_SCENARIO, f"N={n} tasks (from the scale run)", "req/interval",
             ours["relay_requests_per_interval"], base["relay_requests_per_interval"],
             target=TARGET_FACTOR * ideal, incomplete=short,
