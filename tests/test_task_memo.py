@@ -67,12 +67,33 @@ def test_objects_json_cannot_hold_exactly_are_parsed_every_time() -> None:
     assert first is not second
 
 
-def test_the_memo_holds_at_most_two_generations() -> None:
+def test_the_memo_keeps_one_task_per_id_and_forgets_ids_no_longer_polled() -> None:
+    memo = TaskMemo()
+    timeline = music_timeline("task-g")
+    first = memo.task(timeline[2])
+    memo.task(timeline[3])
+    # Only the newest answer is remembered: an older one comes back parsed anew.
+    assert memo.task(timeline[2]) is not first
+    newest = memo.task(timeline[2])
+    assert memo.task(timeline[2]) is newest
+    memo.forget("task-g")
+    assert memo.task(timeline[2]) is not newest
+
+
+def test_past_its_capacity_the_memo_starts_over() -> None:
     memo = TaskMemo(capacity=3)
-    payloads = [music_timeline(f"task-{number}")[3] for number in range(10)]
+    payloads = [music_timeline(f"task-{number}")[3] for number in range(4)]
     first = memo.task(payloads[0])
     for payload in payloads[1:]:
         memo.task(payload)
-    assert len(memo._current) + len(memo._previous) <= 6
-    # The oldest generation is gone: the first object is parsed anew.
+    assert len(memo._newest) <= 3
     assert memo.task(payloads[0]) is not first
+
+
+async def test_a_task_no_longer_polled_is_parsed_anew(
+    relay: FakeRelay, client: RelayClient
+) -> None:
+    relay.add_task("task-h", music_timeline("task-h")[3])
+    first = await client.fetch("task-h")
+    client.forget("task-h")
+    assert await client.fetch("task-h") is not first

@@ -120,6 +120,10 @@ class RelayClient:
         with self._observed("batch"):
             return await self._fetch_many(wanted)
 
+    def forget(self, task_id: str) -> None:
+        """The task is no longer polled: its last answer need not be remembered."""
+        self._memo.forget(task_id)
+
     @contextmanager
     def _observed(self, endpoint: str) -> Iterator[None]:
         """Tells the observer how the request inside ended and how long it took; a cancelled

@@ -530,36 +530,35 @@ def envelope_from(body: Any) -> Envelope:
 
 
 class TaskMemo:
-    """The tasks parsed lately, by a digest of the relay object each was parsed from.
+    """The newest Task parsed for each task id, with a digest of the relay object it came from.
 
     Most polls find a task as it was: its object then gives back the very Task it gave last
     time, without validating and normalizing it again (and the message, whose source is that
-    Task, is not rendered again either). Holds at most about twice `capacity` tasks.
+    Task, is not rendered again either). Only one Task per id is kept, and an id is dropped
+    when it is no longer polled (`forget`); past `capacity` ids it starts over.
     """
 
-    def __init__(self, capacity: int = 65_536) -> None:
+    def __init__(self, capacity: int = 262_144) -> None:
         self._capacity = capacity
-        self._current: dict[bytes, Task] = {}
-        self._previous: dict[bytes, Task] = {}
+        self._newest: dict[str, tuple[bytes, Task]] = {}
 
     def task(self, item: Mapping[str, Any]) -> Task:
         """`task_from(item)`, remembered; raises as `task_from` does."""
-        key = _digest(item)
+        task_id = item.get("task_id", item.get("taskId"))
+        key = _digest(item) if isinstance(task_id, str) else None
         if key is None:
             return task_from(item)
-        task = self._current.get(key)
-        if task is None:
-            task = self._previous.get(key)
-            if task is None:
-                task = task_from(item)
-            self._remember(key, task)
+        known = self._newest.get(task_id)
+        if known is not None and known[0] == key:
+            return known[1]
+        task = task_from(item)
+        if len(self._newest) >= self._capacity and task_id not in self._newest:
+            self._newest.clear()
+        self._newest[task_id] = (key, task)
         return task
 
-    def _remember(self, key: bytes, task: Task) -> None:
-        if len(self._current) >= self._capacity:
-            # Tasks still polled move over to the new generation as they are seen again.
-            self._previous, self._current = self._current, {}
-        self._current[key] = task
+    def forget(self, task_id: str) -> None:
+        self._newest.pop(task_id, None)
 
 
 def _digest(item: Mapping[str, Any]) -> bytes | None:

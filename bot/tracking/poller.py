@@ -29,6 +29,9 @@ class TaskSource(Protocol):
 
     async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]: ...
 
+    def forget(self, task_id: str) -> None:
+        """The task is no longer polled."""
+
 
 @dataclass(eq=False, slots=True)
 class PolledTask:
@@ -123,6 +126,7 @@ class Poller:
 
     def forget(self, task_id: str) -> None:
         self.tasks.pop(task_id, None)
+        self._source.forget(task_id)
 
     def polls(self, polled: PolledTask) -> bool:
         """Whether `polled` waits for its next poll (not in flight and still wanted)."""
