@@ -27,9 +27,10 @@ class StampedRelay(FakeRelay):
         self._awaited: set[str] = set()
 
     def watch_first_answers(self, task_ids: Iterable[str]) -> None:
-        """From now on, note when each of these tasks is first answered for."""
-        self.first_answers = {}
-        self._awaited = set(task_ids)
+        """From now on, note when each of these tasks is first answered for (again)."""
+        for task_id in task_ids:
+            self.first_answers.pop(task_id, None)
+            self._awaited.add(task_id)
 
     def _answered(self, task_ids: Iterable[str]) -> None:
         if not self._awaited:
