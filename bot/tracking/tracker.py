@@ -26,7 +26,7 @@ from bot.tracking.policy import (
 )
 from bot.tracking.poller import PolledTask, Poller, TaskSource
 from bot.tracking.store import Watch, WatchOutcome, WatchStore
-from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpdater
+from bot.tracking.updater import Editor, EditQueue, FinalEditObserver, Message, MessageUpdater
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Tracker:
         # When the loop looks again unless woken (monotonic); it is woken only for sooner work.
         self._planned = math.inf
         self._runner: asyncio.Task[None] | None = None
-        self._edit_slots = asyncio.Semaphore(MAX_CONCURRENT_EDITS)
+        self._edits = EditQueue(MAX_CONCURRENT_EDITS, self._spawn)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -124,6 +124,7 @@ class Tracker:
     async def close(self) -> None:
         """Stops polling and editing; every store write already made stays committed."""
         runner, self._runner = self._runner, None
+        self._edits.close()
         pending = [*self._tasks, *([runner] if runner else [])]
         for task in pending:
             task.cancel()
@@ -167,7 +168,7 @@ class Tracker:
             store=self._store,
             policy=self._policy,
             clock=self._clock,
-            slots=self._edit_slots,
+            queue=self._edits,
             token_margin=self._token_margin,
             can_edit_channel=self._can_edit_channel,
             spawn=self._spawn,
