@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.tracking import store as store_module
 from bot.tracking.store import SqliteWatchStore, StoreError, WatchOutcome
 from tests.test_store import new_watch, raw
 
@@ -84,13 +85,14 @@ async def test_mixed_writes_in_one_batch_keep_their_order_and_their_answers(
 
 
 async def test_a_failing_batch_fails_every_write_in_it_and_the_store_goes_on(
-    store: SqliteWatchStore, db_path: Path
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    store = await SqliteWatchStore.open(db_path)
     # Another connection holds the write lock longer than the busy timeout allows.
     blocker = sqlite3.connect(db_path, isolation_level=None, timeout=0)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        await store._db.execute("PRAGMA busy_timeout = 50")
         results = await asyncio.gather(
             *(store.add(new_watch(task_id=f"task-{n}")) for n in range(5)),
             return_exceptions=True,
@@ -103,6 +105,7 @@ async def test_a_failing_batch_fails_every_write_in_it_and_the_store_goes_on(
     # Nothing half-written, and the next writes go through.
     assert raw(db_path, "SELECT count(*) FROM watches") == [(0,)]
     later = await store.add(new_watch())
+    await store.close()
     assert raw(db_path, "SELECT id FROM watches") == [(later.id,)]
 
 

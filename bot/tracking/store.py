@@ -220,10 +220,12 @@ class SqliteWatchStore(WatchStore):
         self._path = path
         self._observer = observer
         self._closed = False
-        # Watch writes share transactions with every other write waiting at the same moment;
-        # anything else runs between those transactions, never inside one.
+        # Writes share transactions with every other write waiting at the same moment, on a
+        # connection of their own; this one reads, between those transactions.
         self._commits = GroupCommitter(
-            connection, next_id_query="SELECT coalesce(max(id), 0) + 1 FROM watches"
+            path,
+            next_id_query="SELECT coalesce(max(id), 0) + 1 FROM watches",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
         )
 
     @classmethod
@@ -238,7 +240,10 @@ class SqliteWatchStore(WatchStore):
         store = cls(connection, path, observer)
         try:
             await store._prepare()
+            with store._failures("open"):
+                await store._commits.open()
         except BaseException:
+            await store._commits.close()
             await connection.close()
             raise
         return store
@@ -526,7 +531,7 @@ class SqliteWatchStore(WatchStore):
             return
         self._closed = True
         try:
-            await self._commits.flush()
+            await self._commits.close()
         finally:
             await self._db.close()
 
