@@ -16,6 +16,7 @@ import discord
 
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.keys import KeyRing, MemberKeys
 from bot.logs import describe_failure
 from bot.metrics import EndpointError, Metrics, serving
 from bot.suno.client import RelayClient
@@ -56,6 +57,7 @@ class Resources:
     store: SqliteWatchStore
     relay: RelayClient
     metrics: Metrics
+    keys: MemberKeys
 
 
 @asynccontextmanager
@@ -64,17 +66,36 @@ async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
     metrics = Metrics()
     store = await SqliteWatchStore.open(settings.database_path, observer=metrics)
     try:
+        keys = await member_keys(settings, store)
         async with aiohttp.ClientSession() as session:
-            yield Resources(store, relay_client(session, settings, metrics), metrics)
+            yield Resources(store, relay_client(session, settings, metrics), metrics, keys)
     finally:
         await store.close()
+
+
+async def member_keys(settings: Settings, store: SqliteWatchStore) -> MemberKeys:
+    """The member and server keys, on when KEY_ENCRYPTION_SECRET is set; keys encrypted with
+    an older secret are re-encrypted with the first one at start."""
+    secrets = settings.key_encryption_secrets
+    keys = MemberKeys(store, KeyRing(secrets) if secrets else None)
+    if not keys.enabled:
+        log.info("member and server relay keys are off (KEY_ENCRYPTION_SECRET is unset)")
+        return keys
+    rotated = await keys.reencrypt_all()
+    if rotated:
+        log.info("re-encrypted %d relay keys with the current KEY_ENCRYPTION_SECRET", rotated)
+    return keys
 
 
 @asynccontextmanager
 async def discord_client(settings: Settings, resources: Resources) -> AsyncIterator[SunoBot]:
     """One SunoBot on the given resources, closed on the way out (within CLOSE_SECONDS)."""
     bot = SunoBot(
-        settings=settings, relay=resources.relay, store=resources.store, metrics=resources.metrics
+        settings=settings,
+        relay=resources.relay,
+        store=resources.store,
+        metrics=resources.metrics,
+        keys=resources.keys,
     )
     try:
         yield bot

@@ -56,6 +56,16 @@ def raw(path: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
         connection.close()
 
 
+def write(path: Path, sql: str) -> None:
+    """One statement run straight on the file, bypassing the store."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute(sql)
+    finally:
+        connection.close()
+
+
 def replace_file(path: Path, contents: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(contents)
@@ -614,13 +624,20 @@ async def test_a_database_from_before_leases_gets_them_and_keeps_its_watches(
     with monkeypatch.context() as before_leases:
         before_leases.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
         old = await SqliteWatchStore.open(db_path)
-        kept = await old.add(new_watch())
         await old.close()
     assert raw(db_path, "PRAGMA user_version") == [(1,)]
+    # A watch as the first version wrote it, before watches named a relay key.
+    write(
+        db_path,
+        "INSERT INTO watches (task_id, application_id, requester_id, locale, ephemeral,"
+        " interaction_id, interaction_token, token_expires_at, deadline_at, created_at,"
+        " updated_at) VALUES ('old-task', 1, 2, 'de', 0, 3, 'token', 10, 20, 5, 5)",
+    )
 
     upgraded = await SqliteWatchStore.open(db_path)
     try:
-        assert await upgraded.active() == [kept]
+        [kept] = await upgraded.active()
+        assert (kept.task_id, kept.key_id, kept.interaction_token) == ("old-task", None, "token")
         assert await upgraded.acquire_lease("store", "first", ttl=15)
     finally:
         await upgraded.close()
