@@ -13,6 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import SunoBot
+from tests.kit.bot_process import BotProcess
 from tests.kit.fake_discord import (
     DEFAULT_USER_ID,
     EVERYONE_PERMISSIONS,
@@ -369,3 +370,38 @@ async def test_where_the_bot_is_not_a_member_only_the_interaction_edits_and_says
     assert {edit.via for edit in message.edits} <= {"callback", "webhook"}
     assert not [r for r in fake.requests if "/channels/" in r.path]
     assert keys_used_for(relay, "alice-away") == {f"Bearer {KEY_A}"}
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+async def test_a_key_never_reaches_the_logs_of_a_real_bot_process_even_at_debug(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    relay.accept_key(KEY_A)
+    relay.accept_key(SERVER_KEY)
+    relay.add_task("alice-song", music_timeline("alice-song"), key=KEY_A)
+    relay.add_task("alice-stuck", running_task("alice-stuck"), key=KEY_A)
+    env = {"LOG_LEVEL": "DEBUG", "KEY_ENCRYPTION_SECRET": f"{SECRET},{OLD_SECRET}"}
+    async with BotProcess.against(fake, relay, database, **env) as bot:
+        await fake.wait_ready(timeout=30)
+        await bot.wait_for_line("connected as")
+        assert "works and is saved" in await set_key(fake, KEY_A)
+        assert "works and is saved" in await set_key(fake, SERVER_KEY, server=True)
+        assert "did not accept" in await set_key(fake, KEY_B, user_id=BOB)
+        assert "too long" in await set_key(fake, KEY_B * 300, user_id=BOB)
+        done = await status(fake, "alice-song")
+        stuck = await status(fake, "alice-stuck")
+        await fake.wait_for(lambda: shows(fake, done, "Done"))
+        relay.revoke_key(KEY_A)  # rejected mid-watch: logged, without the key
+        await fake.wait_for(lambda: shows(fake, stuck, "no longer accepts"), timeout=30)
+        assert "is removed" in await run(fake, "remove", server=True)
+        await bot.stop()
+    assert bot.lines_with("DEBUG"), "the bot did not log at DEBUG"
+    assert bot.lines_with("relay key #"), bot.output
+    for secret in (KEY_A, KEY_B, SERVER_KEY, SECRET, OLD_SECRET):
+        assert secret not in bot.output
+        assert secret[:-4] not in bot.output
+    sent = str([(r.path, r.json) for r in fake.requests])
+    for secret in (KEY_A, KEY_B, SERVER_KEY):
+        assert secret[:-4] not in sent  # not in any message, command or sync payload
