@@ -3,6 +3,7 @@
 # ruff: noqa
 from bot.app import SunoBot
 from bot.tree import SunoCommandTree
+from cogs.keys import KeyGroup, KeyModal, ServerKey
 
 SunoBot.setup_hook  # called by discord.py before connecting
 SunoBot.on_ready  # a discord.py event
@@ -10,6 +11,9 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
+KeyModal.on_submit  # called by discord.py when the modal is sent
+KeyGroup.key_status  # an app command callback
+ServerKey.key_status  # an app command callback
 model_config  # pydantic and pydantic-settings read it from the class
 row_factory  # aiosqlite reads it for every row
 levelname  # the logging module reads it when it formats a record
