@@ -179,6 +179,22 @@ class MemberKeys:
                 )
         return changed
 
+    async def count_readable(self) -> tuple[int, int]:
+        """How many keys are stored, and how many of them no configured secret decrypts."""
+        stored = await self._store.all_keys()
+        unreadable = 0
+        for key in stored:
+            try:
+                self._decrypt(key)
+            except KeyUnusable:
+                unreadable += 1
+        return len(stored), unreadable
+
+    def _decrypt(self, stored: StoredKey) -> SecretStr:
+        if self._ring is None:
+            raise KeyUnusable("member keys are off")
+        return self._ring.decrypt(stored.ciphertext)
+
     async def _refresh(self, stored: StoredKey) -> bool:
         assert self._ring is not None
         if self._ring.is_current(stored.ciphertext):
@@ -203,9 +219,9 @@ class MemberKeys:
     async def secret(self, key_id: int) -> SecretStr:
         """The key of row `key_id`, decrypted for one request; KeyUnusable if it is gone."""
         stored = await self._store.key_by_id(key_id) if self._ring is not None else None
-        if stored is None or self._ring is None:
+        if stored is None:
             raise KeyUnusable("the relay key was removed or member keys are off")
-        key = self._ring.decrypt(stored.ciphertext)
+        key = self._decrypt(stored)
         await self._refresh(stored)
         return key
 

@@ -297,6 +297,30 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def _check_store(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """The database opens; with member keys on, every stored key decrypts."""
+    try:
+        store = await SqliteWatchStore.open(settings.database_path)
+    except StoreError as exc:
+        report(False, f"database: {exc}")
+        return
+    try:
+        holder = await describe_holder(store)
+        report(True, f"database opens ({settings.database_path}); {holder}")
+        secrets = settings.key_encryption_secrets
+        if secrets:
+            stored, unreadable = await MemberKeys(store, KeyRing(secrets)).count_readable()
+            report(
+                not unreadable,
+                f"member keys on: {stored} stored, all readable"
+                if not unreadable
+                else f"member keys: {unreadable} of {stored} cannot be decrypted with "
+                "KEY_ENCRYPTION_SECRET (list the old secret after the new one)",
+            )
+    finally:
+        await store.close()
+
+
 def run_check(settings: Settings) -> int:
     return asyncio.run(check(settings))
 
@@ -310,14 +334,7 @@ async def check(settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {what}", flush=True)
 
     report(True, f"settings loaded (relay {settings.suno_api_base_url})")
-    try:
-        store = await SqliteWatchStore.open(settings.database_path)
-    except StoreError as exc:
-        report(False, f"database: {exc}")
-    else:
-        holder = await describe_holder(store)
-        await store.close()
-        report(True, f"database opens ({settings.database_path}); {holder}")
+    await _check_store(settings, report)
     probe_id = f"check-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
         try:

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 Interaction = discord.Interaction[SunoBot]
 # Discord's limit on a modal's title and a text input's label.
 MODAL_TEXT_LIMIT = 45
+# A form nobody sends is forgotten after this long (it holds nothing until it is sent).
+MODAL_TIMEOUT_SECONDS = 900.0
 
 
 def _text(interaction: discord.Interaction[Any], key: str, **params: object) -> str:
@@ -54,7 +56,10 @@ class KeyModal(discord.ui.Modal):
     Discord shows in the command's preview and keeps in the client's history."""
 
     def __init__(self, bot: SunoBot, owner: _Owner, interaction: Interaction) -> None:
-        super().__init__(title=_text(interaction, f"{owner.prefix}.modal.title")[:MODAL_TEXT_LIMIT])
+        super().__init__(
+            title=_text(interaction, f"{owner.prefix}.modal.title")[:MODAL_TEXT_LIMIT],
+            timeout=MODAL_TIMEOUT_SECONDS,
+        )
         self.bot = bot
         self.owner = owner
         self.key: discord.ui.TextInput[KeyModal] = discord.ui.TextInput(

@@ -278,9 +278,7 @@ class FakeRelay:
         """The accepted key the request carries, if any."""
         header = request.headers.get("Authorization", "")
         presented = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
-        if presented is not None and (
-            presented == self.api_key or presented in self._member_keys
-        ):
+        if presented is not None and (presented == self.api_key or presented in self._member_keys):
             return presented
         return None
 
@@ -303,9 +301,7 @@ class FakeRelay:
             return _render(step)
         return _json_response(200, self._envelope(step))
 
-    async def _answer_batch(
-        self, task_ids: tuple[str, ...], key: str | None
-    ) -> web.StreamResponse:
+    async def _answer_batch(self, task_ids: tuple[str, ...], key: str | None) -> web.StreamResponse:
         self.batch_requested(task_ids)
         if not self.batch_supported:
             return web.Response(
