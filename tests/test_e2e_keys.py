@@ -176,6 +176,40 @@ async def test_a_members_own_key_comes_before_the_servers(
     assert keys_used_for(relay, "song-alice") == {f"Bearer {KEY_A}"}
 
 
+async def test_polls_are_batched_per_key_and_shared_by_watchers_with_the_same_key(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    relay.accept_key(KEY_A)
+    relay.accept_key(KEY_B)
+    alices, bobs = {f"a-{n}" for n in range(3)}, {f"b-{n}" for n in range(2)}
+    for task_id in sorted(alices):
+        relay.add_task(task_id, running_task(task_id), key=KEY_A)
+    for task_id in sorted(bobs):
+        relay.add_task(task_id, running_task(task_id), key=KEY_B)
+    async with running_bot(fake, keyed_settings(relay, database)) as bot:
+        await set_key(fake, KEY_A, user_id=ALICE)
+        await set_key(fake, KEY_B, user_id=BOB)
+        for task_id in sorted(alices):
+            await status(fake, task_id, user_id=ALICE)
+        for task_id in sorted(bobs):
+            await status(fake, task_id, user_id=BOB)
+        await status(fake, "a-0", user_id=ALICE)  # a second message for the same task
+        await fake.wait_for(lambda: bot.tracker.stats().watches == 6)
+        assert bot.tracker.stats().tasks == 5
+        mark = len(relay.requests)
+
+        def batches() -> list[Any]:
+            return [r for r in relay.requests[mark:] if r.method == "POST"]
+
+        await fake.wait_for(lambda: len(batches()) >= 10)
+    polled: dict[str | None, set[str]] = {}
+    for batch in batches():
+        assert len(batch.task_ids) == len(set(batch.task_ids))  # a-0 asked once per poll
+        polled.setdefault(batch.authorization, set()).update(batch.task_ids)
+        assert set(batch.task_ids) <= (alices if batch.authorization == f"Bearer {KEY_A}" else bobs)
+    assert polled == {f"Bearer {KEY_A}": alices, f"Bearer {KEY_B}": bobs}
+
+
 # -- keys that stop working -----------------------------------------------------------------
 
 
