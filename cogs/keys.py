@@ -113,13 +113,22 @@ class KeyCommands:
         self.bot = bot
         self.owner = owner
 
+    async def _refused(self, interaction: Interaction) -> bool:
+        """Says no, and True, to someone who may not touch this key. Discord hides the server
+        key's commands from members without Manage Server, but a server can change that."""
+        if self.owner.allowed(interaction):
+            return False
+        await _answer(interaction, "server_key.not_allowed")
+        return True
+
     async def set(self, interaction: Interaction) -> None:
-        if not self.owner.allowed(interaction):
-            await _answer(interaction, "server_key.not_allowed")
+        if await self._refused(interaction):
             return
         await interaction.response.send_modal(KeyModal(self.bot, self.owner, interaction))
 
     async def status(self, interaction: Interaction) -> None:
+        if await self._refused(interaction):
+            return
         stored = await self._stored(interaction)
         if stored is None:
             await _answer(interaction, f"{self.owner.prefix}.status.none")
@@ -132,6 +141,8 @@ class KeyCommands:
         )
 
     async def remove(self, interaction: Interaction) -> None:
+        if await self._refused(interaction):
+            return
         stored = await self._stored(interaction)
         if stored is None:
             await _answer(interaction, f"{self.owner.prefix}.remove.none")

@@ -292,14 +292,23 @@ async def test_the_key_modal_checks_the_key_with_the_relay_and_answers_privately
     assert all(KEY_A not in r.path for r in relay.requests)
 
 
-async def test_only_server_managers_can_set_the_servers_key(
+async def test_only_server_managers_can_set_see_or_remove_the_servers_key(
     fake: FakeDiscord, relay: FakeRelay, database: Path
 ) -> None:
+    relay.accept_key(SERVER_KEY)
     async with running_bot(fake, keyed_settings(relay, database)):
-        asked = await fake.interact(name="suno-server-key", subcommand="set", user_id=BOB)
-        text = await answer_text(fake, asked)
-    assert asked.callback is not None and asked.callback.type == 4  # no modal
-    assert "Only members who can manage this server" in text
+        await set_key(fake, SERVER_KEY, server=True)
+        refused = []
+        for subcommand in ("set", "status", "remove"):
+            asked = await fake.interact(name="suno-server-key", subcommand=subcommand, user_id=BOB)
+            refused.append((asked, await answer_text(fake, asked)))
+        still = await run(fake, "status", server=True)
+    for asked, text in refused:
+        assert asked.callback is not None and asked.callback.type == 4  # no modal
+        assert "Only members who can manage this server" in text
+        assert SERVER_KEY[-4:] not in text
+    assert f"`{SERVER_KEY[-4:]}`" in still
+    assert stored(database, "SELECT owner_kind FROM relay_keys") == [("guild",)]
 
 
 # -- keeping keys safe ----------------------------------------------------------------------
