@@ -745,3 +745,50 @@ async def test_closing_twice_is_harmless(db_path: Path) -> None:
     opened = await SqliteWatchStore.open(db_path)
     await opened.close()
     await opened.close()
+
+
+# Member and server relay keys
+
+
+async def test_setting_a_key_again_replaces_it_in_its_row_so_its_watches_keep_it(
+    store: SqliteWatchStore,
+) -> None:
+    first = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    watch = await store.add(new_watch(key_id=first.id))
+    second = await store.put_key("user", 7, b"ciphertext-2", "wxyz")
+    assert second.id == first.id
+    assert (second.ciphertext, second.last4) == (b"ciphertext-2", "wxyz")
+    assert await store.get_key("user", 7) == second
+    assert await store.get_key("guild", 7) is None  # a server's key is another owner's
+    [active] = await store.active()
+    assert active.key_id == watch.key_id == first.id
+
+
+async def test_removing_a_key_deletes_its_row_and_ends_its_watches_only(
+    store: SqliteWatchStore, db_path: Path
+) -> None:
+    member = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    server = await store.put_key("guild", 9, b"ciphertext-2", "wxyz")
+    with_member = await store.add(new_watch(task_id="a", key_id=member.id))
+    await store.add(new_watch(task_id="b", key_id=server.id))
+    await store.add(new_watch(task_id="c"))
+    await store.remove_key(member.id)
+    assert await store.key_by_id(member.id) is None
+    assert [(w.task_id, w.key_id) for w in await store.active()] == [
+        ("b", server.id),
+        ("c", None),
+    ]
+    assert raw(db_path, "SELECT outcome, key_id FROM watches WHERE id = ?", with_member.id) == [
+        ("lost", None)
+    ]
+    assert [key.id for key in await store.all_keys()] == [server.id]
+
+
+async def test_a_key_is_reencrypted_in_place_unless_it_was_set_anew_meanwhile(
+    store: SqliteWatchStore,
+) -> None:
+    stored = await store.put_key("user", 7, b"old-ciphertext", "abcd")
+    await store.replace_ciphertext(stored.id, b"old-ciphertext", b"rotated")
+    assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
+    await store.replace_ciphertext(stored.id, b"old-ciphertext", b"stale")
+    assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
