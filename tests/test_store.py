@@ -792,3 +792,10 @@ async def test_a_key_is_reencrypted_in_place_unless_it_was_set_anew_meanwhile(
     assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
     await store.replace_ciphertext(stored.id, b"old-ciphertext", b"stale")
     assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
+
+
+async def test_a_removed_keys_id_is_never_given_to_another_key(store: SqliteWatchStore) -> None:
+    removed = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    await store.remove_key(removed.id)
+    other = await store.put_key("user", 8, b"ciphertext-2", "wxyz")
+    assert other.id != removed.id

@@ -67,10 +67,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Member (owner_kind 'user') and server ('guild') relay keys, encrypted by the bot
         # (never in clear); one per owner. A watch names the key it polls with by its row:
         # NULL is the operator's key. Removing a key ends its active watches first (see
-        # remove_key), so SET NULL only ever touches watches that have ended.
+        # remove_key), so SET NULL only ever touches watches that have ended. AUTOINCREMENT:
+        # a removed key's id is never given to another key, so nothing that still holds the
+        # old id (a command half-way through) can ever ask with someone else's key.
         """
         CREATE TABLE relay_keys (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'guild')),
             owner_id INTEGER NOT NULL,
             ciphertext BLOB NOT NULL,
