@@ -290,6 +290,14 @@ class Tracker:
             except Exception:
                 log.exception("store housekeeping failed")
 
+    def latest(self, task_id: str) -> Task | None:
+        """The newest answer about a followed task; None for a task not followed."""
+        followed = self._followed.get(task_id)
+        return followed.polled.last if followed is not None else None
+
+    def followed_ids(self) -> list[str]:
+        return list(self._followed)
+
     # -- what the poller found -----------------------------------------------------------
 
     def on_answer(self, polled: PolledTask, task: Task) -> None:
