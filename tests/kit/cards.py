@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tests.kit.discord_limits import (
+    IS_COMPONENTS_V2,
     BUTTON,
     CONTAINER,
     FILE,
@@ -75,3 +76,14 @@ def accent_colour(components: list[JSONObject]) -> int | None:
 
 def component_count(components: list[JSONObject]) -> int:
     return sum(1 for _ in walk(components))
+
+
+def components_of(message: Any) -> list[JSONObject]:
+    """The components a rendered message (anything with `view()`) sends to Discord."""
+    components: list[JSONObject] = message.view().to_components()
+    return components
+
+
+def body_of(message: Any) -> JSONObject:
+    """The edit body the bot sends for a rendered message, as Discord gets it."""
+    return {"flags": IS_COMPONENTS_V2, "embeds": [], "components": components_of(message)}
