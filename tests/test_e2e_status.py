@@ -141,7 +141,9 @@ async def test_each_relay_shape_moves_through_every_stage_to_one_card_per_clip(
     assert len(covers) == 2 and all(url.startswith("https://cdn2.suno.ai/") for url in covers)
     lines = text_of(message).splitlines()
     assert f"`1` **{DEFAULT_TITLE}**" in lines and f"`2` **{DEFAULT_TITLE}**" in lines
-    assert sum(1 for line in lines if re.fullmatch(r"\d+:\d\d · \S.*", line)) == 2  # duration · model
+    assert (
+        sum(1 for line in lines if re.fullmatch(r"\d+:\d\d · \S.*", line)) == 2
+    )  # duration · model
     assert stored_outcomes(database) == [WatchOutcome.FINISHED]
 
 

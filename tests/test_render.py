@@ -211,7 +211,7 @@ def test_the_card_is_one_container_in_a_layout_that_never_times_out() -> None:
     assert view.timeout is None
     assert view.has_components_v2()
     assert [type(item) for item in view.children] == [discord.ui.Container]
-    assert view.to_components()[0]["accent_color"] == 0x57F287
+    assert components_of(render_task(task(), locale="en-US"))[0]["accent_color"] == 0x57F287
 
 
 def test_a_card_without_links_has_no_buttons() -> None:
@@ -392,7 +392,7 @@ def test_more_songs_than_a_menu_holds_are_offered_in_pages_of_twelve() -> None:
     picker = picker_of(message)
     assert picker is not None
     assert len(picker["options"]) == 25
-    assert picker["options"][0]["label"] == "Songs 13–24"
+    assert picker["options"][0]["label"] == "Songs 13\u201324"
     assert picker["max_values"] == 1
 
 
@@ -427,7 +427,9 @@ def test_audio_attached_to_the_message_plays_in_the_card() -> None:
 
 def test_the_bots_own_buttons_fit_in_a_row_at_the_foot_of_the_card() -> None:
     message = render_task(many(12), locale="en-US")
-    controls = [discord.ui.Button(label=f"b{n}", custom_id=f"suno:test:{n}") for n in range(4)]
+    controls: list[discord.ui.Item[Any]] = [
+        discord.ui.Button(label=f"b{n}", custom_id=f"suno:test:{n}") for n in range(4)
+    ]
     with_controls = message.with_controls(controls, "state")
     assert with_controls.components <= 40
     components = components_of(with_controls)

@@ -203,7 +203,9 @@ def test_a_chinese_server_sees_a_failure_in_chinese() -> None:
 
 def test_french_and_german_space_the_colon_and_the_percent_sign_as_they_write_them() -> None:
     running = task_from(STATES["streaming at 30%"])
-    assert "**Progression\u00a0:** ▰▰▰▱▱▱▱▱▱▱ 30\u202f%" in lines_of(render_task(running, locale="fr"))
+    assert "**Progression\u00a0:** ▰▰▰▱▱▱▱▱▱▱ 30\u202f%" in lines_of(
+        render_task(running, locale="fr")
+    )
     assert "**Fortschritt:** ▰▰▰▱▱▱▱▱▱▱ 30\u00a0%" in lines_of(render_task(running, locale="de"))
     assert "**Progress:** ▰▰▰▱▱▱▱▱▱▱ 30%" in lines_of(render_task(running, locale="en-US"))
 

@@ -20,7 +20,6 @@ SELECT_OPTIONS_LIMIT = 25
 SELECT_TEXT_LIMIT = 100
 SELECT_PLACEHOLDER_LIMIT = 150
 GALLERY_ITEMS_LIMIT = 10
-SECTION_TEXTS_LIMIT = 3
 # Room kept on every task card for one action row of up to four buttons of the bot's own.
 CONTROL_SLOTS = 4
 CONTROL_COMPONENTS = 1 + CONTROL_SLOTS

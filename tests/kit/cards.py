@@ -6,10 +6,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tests.kit.discord_limits import (
-    IS_COMPONENTS_V2,
     BUTTON,
     CONTAINER,
     FILE,
+    IS_COMPONENTS_V2,
     LINK_STYLE,
     MEDIA_GALLERY,
     STRING_SELECT,
