@@ -46,7 +46,9 @@ SELECT_TEXT_LIMIT = 100
 SELECT_PLACEHOLDER_LIMIT = 150
 GALLERY_ITEMS_LIMIT = 10
 # What may stand at the top of a V2 message, and inside a container.
-TOP_LEVEL_TYPES = frozenset({ACTION_ROW, SECTION, TEXT_DISPLAY, MEDIA_GALLERY, FILE, SEPARATOR, CONTAINER})
+TOP_LEVEL_TYPES = frozenset(
+    {ACTION_ROW, SECTION, TEXT_DISPLAY, MEDIA_GALLERY, FILE, SEPARATOR, CONTAINER}
+)
 CONTAINER_CHILD_TYPES = TOP_LEVEL_TYPES - {CONTAINER}
 
 
@@ -271,7 +273,9 @@ def _select(problems: list[str], where: str, select: Mapping[str, Any]) -> None:
         values.add(option.get("value"))
     low, high = select.get("min_values", 1), select.get("max_values", 1)
     if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high <= len(options)):
-        problems.append(f"{where}.max_values: {low!r}..{high!r} does not fit {len(options)} options")
+        problems.append(
+            f"{where}.max_values: {low!r}..{high!r} does not fit {len(options)} options"
+        )
 
 
 def validate_message_payload(payload: Mapping[str, Any], *, v2: bool = False) -> list[str]:
