@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -1099,3 +1100,83 @@ def test_validator_allows_attachment_images() -> None:
 def test_status_enum_covers_every_renderable_status() -> None:
     for status in TaskStatus:
         assert_valid(render_task(task(status.value, []), locale="en-US"))
+
+
+# --- fuzz: random tasks, every limit ------------------------------------------------------------
+
+_PIECES = [
+    "@everyone",
+    "<@&1>",
+    "<t:0:R>",
+    "[x](http://e.x)",
+    "**",
+    "\\",
+    "`",
+    "\n# h\n",
+    "-# ",
+    "||",
+    "—",
+    "歌",
+    "🎵",
+    "a" * 300,
+    " ",
+    "",
+]
+_STATUSES = ["SUCCESS", "IN_PROGRESS", "FIRST_SUCCESS", "FAILURE", "QUEUED", "odd_state"]
+_CLIP_STATES = ["complete", "streaming", "queued", "error", "submitted", "weird"]
+
+
+def _fuzz_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def _fuzz_clip(rng: random.Random, number: int) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "tags": _fuzz_text(rng),
+        "prompt": _fuzz_text(rng) * rng.randint(0, 30),
+        "duration": rng.choice([None, 0, 61.5, 10**7]),
+        "error_message": _fuzz_text(rng),
+    }
+    if rng.random() < 0.4:
+        metadata["stem_from_id"] = rng.choice(["clip-0001", "elsewhere", ""])
+        metadata["stem_type_group_name"] = _fuzz_text(rng)
+    return clip(
+        number,
+        title=_fuzz_text(rng) + rng.choice(["", " (Vocals)", " (Drums)"]),
+        status=rng.choice(_CLIP_STATES),
+        audio_url=rng.choice(["", NONE_MP3, STREAM, f"https://cdn1.suno.ai/{number}.mp3"]),
+        video_url=rng.choice(["", "javascript:x", f"https://cdn1.suno.ai/{number}.mp4"]),
+        image_url=rng.choice(["", "https://cdn2.suno.ai/" + "i" * rng.randint(1, 3000)]),
+        model_name=rng.choice(["chirp-stem", "chirp-fenix", _fuzz_text(rng)]),
+        metadata=metadata,
+    )
+
+
+@pytest.mark.parametrize("seed", range(500))
+def test_random_tasks_always_render_within_every_limit(seed: int) -> None:
+    rng = random.Random(seed)
+    count = rng.choice([0, 1, 2, 3, 4, 11, 12, 13, 25, 30, 38, 60])
+    source = task(
+        rng.choice(_STATUSES),
+        [_fuzz_clip(rng, n) for n in range(1, count + 1)],
+        fail_reason=_fuzz_text(rng),
+        task_id=rng.choice([TASK_ID, "t" * 128]),
+    )
+    audio = {c.id: f"song-{c.id}.mp3" for c in source.clips if rng.random() < 0.3}
+    notice = rng.choice([None, *Notice])
+    message = render_task(
+        source, locale=rng.choice(["en-US", "ja", "fr"]), notice=notice, audio=audio
+    )
+    assert_valid(message)
+    shown = text(message)
+    assert "@everyone" not in shown and "<@&1>" not in shown and "<t:0:R>" not in shown
+    if source.status is TaskStatus.FAILURE:
+        return  # a failed task shows its reason, not its songs
+    # Every song is on the card or one pick away.
+    reachable = {int(m[1]) for m in re.finditer(r"^`(\d+)` ", shown, re.MULTILINE)}
+    picker = picker_of(message)
+    if picker is not None:
+        for option in picker["options"]:
+            first, last = (int(part) for part in option["value"].split("-"))
+            reachable |= set(range(first + 1, last + 2))
+    assert reachable == set(range(1, count + 1))

@@ -282,8 +282,15 @@ class _Renderer:
         return trimmable_text(" · ".join(parts), DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
 
     def clip_pieces(self, entry: Entry, *, running: bool, lyrics: bool) -> list[Text]:
+        """The clip's title, its details line, and what else is known of it."""
+        details = self.clip_details(entry.clip, running=running)
+        extras = self.clip_extras(entry, lyrics=lyrics)
+        return [piece for piece in (self.clip_title(entry), details, *extras) if piece.text]
+
+    def clip_extras(self, entry: Entry, *, lyrics: bool) -> list[Text]:
+        """Below a clip's title and details: why it failed, its tags, a lyrics excerpt."""
         clip = entry.clip
-        pieces = [self.clip_title(entry), self.clip_details(clip, running=running)]
+        pieces: list[Text] = []
         if clip.state is ClipState.ERROR:
             pieces.append(self.reason(clip.error_message, "text.song_failed"))
         if not entry.is_stem:
@@ -339,10 +346,11 @@ class _Renderer:
                 song.text = f"**{self.t('label.stems', title=song.text)}**"
                 pieces.append(song)
             group = entry.song if entry.is_stem else None
-            title, details, *rest = self.clip_pieces(entry, running=running, lyrics=False)
+            title = self.clip_title(entry)
+            details = self.clip_details(entry.clip, running=running)
             if details.text:
                 title.text = f"{title.text} · {details.text}"
-            pieces += [title, *rest]
+            pieces += [title, *self.clip_extras(entry, lyrics=False)]
         return TextBlock(pieces)
 
     def compact_blocks(self, entries: Sequence[Entry], *, running: bool) -> list[Block]:
