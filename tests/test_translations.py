@@ -32,7 +32,7 @@ from bot.render import Notice, RenderedMessage, render_error, render_task, rende
 from bot.runner import assembled_bot
 from bot.suno.models import task_from
 from tests.kit import payloads
-from tests.kit.cards import body_of, card_text, components_of, link_buttons
+from tests.kit.cards import body_of, card_text, components_of, link_buttons, selects
 from tests.kit.discord_limits import validate_message_payload
 from tests.kit.fake_discord import FakeDiscord, FakeInteraction, FakeMessage, JSONObject
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RelayReply
@@ -227,6 +227,18 @@ def test_notices_speak_the_cards_language_and_keep_the_command_to_run(locale: st
     first_line = lines_of(message)[0]
     assert first_line == f"⚠️ **{t(locale, 'notice.auto_refresh_stopped', minutes=30)}**"
     assert "30" in first_line and "`/suno status`" in first_line
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_the_menu_of_further_songs_and_its_pages_speak_the_cards_language(locale: str) -> None:
+    thirty = render_task(task_from(STATES["done, 30 songs"]), locale=locale)
+    (menu,) = selects(components_of(thirty))
+    hidden = len(menu["options"])  # one option per song not on the card
+    assert menu["placeholder"] == t(locale, "picker.placeholder", count=hidden)
+    many = payloads.task_payload(TASK_ID, "SUCCESS", clips=clips(100, "complete"))
+    (pages,) = selects(components_of(render_task(task_from(many), locale=locale)))
+    first = int(pages["options"][0]["value"].split("-")[0]) + 1
+    assert pages["options"][0]["label"] == t(locale, "picker.page", first=first, last=first + 11)
 
 
 # --- the command in each client's language ------------------------------------------------------
