@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from datetime import timedelta
@@ -201,10 +202,10 @@ class ClipPicks(commands.Cog):
             log.exception("could not answer a clip pick for %s", ref)
             if not interaction.response.is_done():
                 await reply_error(interaction, "error.internal")
-            else:
-                await self._edit_private(
-                    interaction, render_error("error.internal", locale=_user_locale(interaction))
-                )
+                return
+            failed = render_error("error.internal", locale=_user_locale(interaction))
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit_private(interaction, failed)
 
     async def _answer_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
         locale = _user_locale(interaction)
