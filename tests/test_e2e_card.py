@@ -143,3 +143,35 @@ async def test_a_followed_task_answers_the_picker_at_once_without_the_relay(
     assert answer is not None and answer.ephemeral
     assert "`20`" in card_text(answer.components)
     assert "Streaming" in card_text(answer.components)
+
+
+async def test_a_stem_split_reads_as_its_song_with_the_stems_under_it(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    song = music_timeline("split", clip_count=1)[-1]
+    source = song["data"][0]
+    parts = ["Vocals", "Backing Vocals", "Drums", "Bass", "Guitar", "Keyboard", "Synth"]
+    stems = [
+        {
+            **source,
+            "id": f"stem-{n}",
+            "title": f"{source['title']} ({part})",
+            "model_name": "chirp-stem",
+            "video_url": "",
+            "audio_url": f"https://cdn1.suno.ai/stem-{n}.mp3",
+            "metadata": {**source["metadata"], "stem_from_id": source["id"]},
+        }
+        for n, part in enumerate(parts)
+    ]
+    relay.add_task("split", {**song, "task_id": "split", "data": [*stems[:3], source, *stems[3:]]})
+    async with running_bot(fake, bot_settings(relay, database)):
+        card = await finished_card(fake, "split")
+    lines = card_text(card.components).splitlines()
+    first = next(index for index, line in enumerate(lines) if line.startswith("`1` "))
+    assert lines[first].startswith(f"`1` **{source['title']}**")
+    assert lines[first + 2] == f"**Stems of {source['title']}**"
+    assert [line.split(" · ")[0] for line in lines[first + 3 :]] == [
+        f"`{n + 2}` **{part}**" for n, part in enumerate(parts)
+    ]
+    assert {f"https://cdn1.suno.ai/stem-{n}.mp3" for n in range(7)} <= mp3s(card.components)
+    assert fake.rejected == []
