@@ -175,3 +175,25 @@ async def test_a_stem_split_reads_as_its_song_with_the_stems_under_it(
     ]
     assert {f"https://cdn1.suno.ai/stem-{n}.mp3" for n in range(7)} <= mp3s(card.components)
     assert fake.rejected == []
+
+
+async def test_a_message_sent_as_embeds_before_an_upgrade_becomes_a_card_when_resumed(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    timeline = music_timeline("upgraded")
+    relay.add_task("upgraded", [timeline[3]])  # still streaming while the old version runs
+    settings = bot_settings(relay, database)
+    async with running_bot(fake, settings):
+        interaction = await fake.interact(options={"task_id": "upgraded"})
+        await interaction.wait_callback()
+    message = fake.message_for(interaction)
+    assert message is not None
+    # What the bot's earlier version left: embeds and a row of link buttons, no V2 flag.
+    message.flags &= ~IS_COMPONENTS_V2
+    message.embeds = [{"type": "rich", "title": "City Lights", "description": "Generating"}]
+    message.components = []
+    relay.add_task("upgraded", timeline[-1])
+    async with running_bot(fake, settings):
+        await fake.wait_for(lambda: "**Status:** Done" in card_text(message.components))
+    assert message.embeds == [] and message.flags & IS_COMPONENTS_V2
+    assert fake.rejected == []
