@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from datetime import timedelta
@@ -14,7 +15,17 @@ from discord.ext import commands
 from bot.app import SunoBot
 from bot.i18n import command_text
 from bot.keys import KeyChoice, KeySource
-from bot.render import RenderedMessage, render_error, render_task, render_unanswered
+from bot.render import (
+    DIGEST_MARK,
+    PICK_EVENT,
+    ClipPicker,
+    RenderedMessage,
+    render_error,
+    render_picked,
+    render_task,
+    render_unanswered,
+    task_digest,
+)
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
@@ -114,19 +125,13 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     ) -> None:
         """Answers with `rendered`; the watch that keeps it current is stored before."""
         if task is not None and task.is_terminal:
-            await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
-            )
+            await interaction.response.send_message(view=rendered.view(), ephemeral=private)
             return
         new_watch = self._new_watch(interaction, task_id, choice, private=private)
         watch = await self.bot.store.add(new_watch)
         try:
             callback = await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
+                view=rendered.view(), ephemeral=private
             )
         except discord.HTTPException:
             # No message was created (the interaction is gone): nothing to keep up to date.
@@ -168,9 +173,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             else render_unanswered(task_id, locale=_card_locale(interaction, private=private))
         )
         try:
-            await interaction.edit_original_response(
-                embeds=list(rendered.embeds), view=rendered.view()
-            )
+            # A deferred reply cannot carry the Components V2 flag; this first edit sets it.
+            await interaction.edit_original_response(view=rendered.view())
         except discord.HTTPException as exc:
             # The tracker's next poll shows the task instead; the "thinking" message never stays.
             log.info("first edit of watch %s failed: HTTP %s", watch.id, exc.status)
@@ -186,7 +190,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     ) -> None:
         if private:
             message = render_error(message_key, locale=str(interaction.locale))
-            await interaction.edit_original_response(embeds=list(message.embeds), view=None)
+            await interaction.edit_original_response(view=message.view())
             return
         # A public "thinking" message cannot become private: replace it with a private note.
         await interaction.delete_original_response()
@@ -235,6 +239,73 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         )
 
 
+class ClipPicks(commands.Cog):
+    """Answers a card's clip picker with the chosen clips, privately: from the followed task,
+    else from the relay; a card whose task is gone gets a short private note instead."""
+
+    def __init__(self, bot: SunoBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener(f"on_{PICK_EVENT}")
+    async def on_clip_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        try:
+            await self._answer_pick(interaction, ref, values)
+        except Exception:
+            log.exception("could not answer a clip pick for %s", ref)
+            if not interaction.response.is_done():
+                await reply_error(interaction, "error.internal")
+                return
+            failed = render_error("error.internal", locale=_user_locale(interaction))
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit_private(interaction, failed)
+
+    async def _answer_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        locale = _user_locale(interaction)
+        task = self._followed_task(ref)
+        if task is None and ref.startswith(DIGEST_MARK):
+            await reply_error(interaction, "error.card_unknown")
+            return
+        if task is None:
+            # The relay may take a while: the private answer starts as "thinking".
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            # Read with the key of whoever asks, as `/suno status` would be.
+            choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
+            try:
+                task = await self.bot.keyed_relay.fetch(ref, choice.key_id)
+            except RelayError as exc:
+                key = (
+                    "error.card_unknown"
+                    if exc.message_key == "error.task_not_found"
+                    else exc.message_key
+                )
+                await self._edit_private(interaction, render_error(key, locale=locale))
+                return
+        rendered = render_picked(task, values, locale=locale)
+        if rendered is None:
+            rendered = render_error("error.picked_nothing", locale=locale)
+        if interaction.response.is_done():
+            await self._edit_private(interaction, rendered)
+        else:
+            await interaction.response.send_message(view=rendered.view(), ephemeral=True)
+
+    def _followed_task(self, ref: str) -> Task | None:
+        tracker = self.bot.tracker
+        if not ref.startswith(DIGEST_MARK):
+            return tracker.latest(ref)
+        digest = ref.removeprefix(DIGEST_MARK)
+        found = (tid for tid in tracker.followed_ids() if task_digest(tid) == digest)
+        task_id = next(found, None)
+        return tracker.latest(task_id) if task_id is not None else None
+
+    async def _edit_private(self, interaction: Interaction, rendered: RenderedMessage) -> None:
+        # The deferred reply takes the Components V2 flag with this edit.
+        await interaction.edit_original_response(view=rendered.view())
+
+
+def _user_locale(interaction: Interaction) -> str:
+    return str(interaction.locale)
+
+
 def _card_locale(interaction: Interaction, *, private: bool) -> str:
     """The language of the status message: a public card speaks the server's language (the
     user's outside a server); a private one, and every error, the user's."""
@@ -251,3 +322,6 @@ def _transient(error: BaseException | None) -> RelayError | None:
 async def setup(bot: commands.Bot) -> None:
     assert isinstance(bot, SunoBot)
     await bot.add_cog(Suno(bot))
+    await bot.add_cog(ClipPicks(bot))
+    # Pickers on cards sent before a restart keep working: their custom id names the task.
+    bot.add_dynamic_items(ClipPicker)

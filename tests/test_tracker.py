@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import sqlite3
@@ -33,6 +32,7 @@ from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import Presenter, Tracker
 from bot.tracking.updater import FinalEditObserver
+from tests.kit.cards import card_text, components_of, link_buttons
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RecordedRelayRequest, RelayReply
 from tests.kit.payloads import (
     ClipFamily,
@@ -85,8 +85,8 @@ def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) ->
 
 
 def shown_text(message: RenderedMessage) -> str:
-    """The embeds a rendered message carries, as JSON: enough to search for a line."""
-    return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
+    """The text a rendered card shows."""
+    return card_text(components_of(message))
 
 
 def notice_text(notice: Notice) -> str:
@@ -355,7 +355,7 @@ async def test_music_timeline_ends_on_success_then_finishes_the_watch_and_stops_
     await until(rig.ended(watch), "the watch to finish")
 
     final = rendered(timeline[-1])
-    assert final.buttons, "the success rendering carries the song links"
+    assert link_buttons(components_of(final)), "the success rendering carries the song links"
     assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, final.fingerprint)
     assert tracker.stats().tasks == 0

@@ -307,6 +307,17 @@ class Tracker:
             except Exception:
                 log.exception("store housekeeping failed")
 
+    def latest(self, task_id: str) -> Task | None:
+        """The newest answer about a followed task, read with any key; None for a task not
+        followed (or not answered yet)."""
+        for (_, followed_id), followed in self._followed.items():
+            if followed_id == task_id and followed.polled.last is not None:
+                return followed.polled.last
+        return None
+
+    def followed_ids(self) -> list[str]:
+        return list(dict.fromkeys(task_id for _, task_id in self._followed))
+
     # -- what the poller found -----------------------------------------------------------
 
     def on_answer(self, polled: PolledTask, task: Task) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from tests.kit.cards import find_component
 from tests.kit.fake_discord.builders import Identity
 from tests.kit.fake_discord.gateway import FakeGateway
 from tests.kit.fake_discord.handlers import CommandHandlers
@@ -350,6 +351,35 @@ class FakeDiscord:
         return await self._dispatch_interaction(
             3,
             {"custom_id": custom_id, "component_type": 2},
+            user_id=user_id,
+            channel_id=message.channel_id,
+            guild=message.guild_id is not None,
+            locale=locale,
+            created_at=None,
+            message=message,
+        )
+
+    async def choose(
+        self,
+        message_id: int,
+        custom_id: str,
+        values: list[str],
+        *,
+        locale: str = "en-US",
+        user_id: int = DEFAULT_USER_ID,
+    ) -> FakeInteraction:
+        """Dispatch a choice in a string select menu (INTERACTION_CREATE, type 3) of a stored
+        message; Discord refuses a select or values the message does not show."""
+        message = self.messages[message_id]
+        select = find_component(message.components, custom_id)
+        if select is None or select.get("type") != 3:
+            raise AssertionError(f"message {message_id} shows no select menu {custom_id!r}")
+        offered = {str(option.get("value")) for option in select.get("options", [])}
+        if not values or not set(values) <= offered or len(values) > select.get("max_values", 1):
+            raise AssertionError(f"{values!r} cannot be chosen in {custom_id!r}")
+        return await self._dispatch_interaction(
+            3,
+            {"custom_id": custom_id, "component_type": 3, "values": list(values)},
             user_id=user_id,
             channel_id=message.channel_id,
             guild=message.guild_id is not None,
