@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ack, discord_load, driver, hotpath_scenario, relay_load, scale
+from bench import ack, discord_load, driver, hotpath_scenario, member_keys, relay_load, scale
 from bench.driver import RESULTS_DIR
 from bench.report import Row, markdown_table, medians, text_table, write_results
 
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, Scenario] = {
     "hotpath": hotpath_scenario.run,
     # Minutes long: run only when asked for (`--only scale100k`).
     "scale100k": scale.run_huge,
+    "keys": member_keys.run,
 }
 DEFAULT_SCENARIOS = ("ack", "relay", "discord", "scale", "hotpath")
 # The table lists figures by scenario number, whatever order they were measured in.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.render import Notice
-from bot.suno.errors import RelayError, TaskNotFound
+from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
 from bot.tracking.clock import Clock, SystemClock, now
 from bot.tracking.policy import (
@@ -24,11 +24,14 @@ from bot.tracking.policy import (
     MAX_CONCURRENT_EDITS,
     PollPolicy,
 )
-from bot.tracking.poller import PolledTask, Poller, TaskSource
+from bot.tracking.poller import PolledTask, Poller, PollKey, TaskSource
 from bot.tracking.store import Watch, WatchOutcome, WatchStore
 from bot.tracking.updater import Editor, EditQueue, FinalEditObserver, Message, MessageUpdater
 
 log = logging.getLogger(__name__)
+
+# The last message of a watch whose member or server key the relay stopped accepting.
+KEY_REJECTED_MID_WATCH = "error.watch_key_rejected"
 
 
 class Presenter(Protocol):
@@ -102,8 +105,8 @@ class Tracker:
             spawn=self._spawn,
             wake=self._wake_for,
         )
-        # Every watched task, by task id.
-        self._followed: dict[str, _Followed] = {}
+        # Every watched task, by the key it is polled with and its task id.
+        self._followed: dict[PollKey, _Followed] = {}
         # (due_at, tie-breaker, updater), one entry per change of an updater's due time; an
         # entry whose time is no longer the updater's is stale and skipped when it comes up.
         self._due: list[tuple[float, int, MessageUpdater]] = []
@@ -156,12 +159,15 @@ class Tracker:
     ) -> None:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed."""
-        followed = self._followed.get(watch.task_id)
+        poll_key = (watch.key_id, watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is not None and watch.id in followed.updaters:
             return  # already kept current (a command answered before the store was resumed)
-        polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task, failure=failure)
+        polled = self._poller.track(
+            watch.task_id, poll_now=poll_now, last=task, failure=failure, key_id=watch.key_id
+        )
         if followed is None:
-            followed = self._followed[watch.task_id] = _Followed(polled)
+            followed = self._followed[poll_key] = _Followed(polled)
         updater = MessageUpdater(
             watch,
             editor=self._editor,
@@ -190,25 +196,36 @@ class Tracker:
             self.add(watch, task=None, poll_now=True)
         return len(watches)
 
+    def end_key(self, key_id: int) -> int:
+        """Ends every watch polled with key `key_id` (it is being removed): each message's
+        last state says live updates ended. Returns how many watches ended."""
+        ended = 0
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
+                updater.conclude(WatchOutcome.LOST)
+                ended += 1
+        return ended
+
     def _forget(self, updater: MessageUpdater) -> None:
-        task_id = updater.watch.task_id
-        followed = self._followed.get(task_id)
+        poll_key = (updater.watch.key_id, updater.watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is None:
             return
         followed.updaters.pop(updater.id, None)
         if not followed.updaters:
-            del self._followed[task_id]
-            self._poller.forget(task_id)
+            del self._followed[poll_key]
+            self._poller.forget(poll_key)
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
-        followed = self._followed.get(updater.watch.task_id)
+        followed = self._followed.get((updater.watch.key_id, updater.watch.task_id))
         if followed is not None:
             self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
         updater.conclude(WatchOutcome.LOST)
 
     def _wanted(self, polled: PolledTask) -> bool:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         return followed is not None and followed.live()
 
     # -- the loop ------------------------------------------------------------------------
@@ -246,7 +263,7 @@ class Tracker:
         heapq.heappush(self._due, (updater.due_at, next(self._order), updater))
 
     def _stands(self, when: float, updater: MessageUpdater) -> bool:
-        followed = self._followed.get(updater.watch.task_id)
+        followed = self._followed.get((updater.watch.key_id, updater.watch.task_id))
         return (
             when == updater.due_at
             and updater.outcome is None
@@ -276,7 +293,7 @@ class Tracker:
                 self._keep_deadline(updater, current)
 
     def _keep_deadline(self, updater: MessageUpdater, current: float) -> None:
-        followed = self._followed[updater.watch.task_id]
+        followed = self._followed[(updater.watch.key_id, updater.watch.task_id)]
         polled = followed.polled
         # A watch resumed after its deadline still gets one poll to show where it ended.
         if current >= updater.deadline and polled.has_news:
@@ -292,7 +309,7 @@ class Tracker:
 
     def _news(self, polled: PolledTask) -> None:
         """The relay said something about the task: watches waiting for it are due again."""
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         if followed is not None and followed.waiting:
             for updater in followed.waiting:
                 self._plan(updater)
@@ -322,6 +339,17 @@ class Tracker:
             except Exception:
                 log.exception("store housekeeping failed")
 
+    def latest(self, task_id: str) -> Task | None:
+        """The newest answer about a followed task, read with any key; None for a task not
+        followed (or not answered yet)."""
+        for (_, followed_id), followed in self._followed.items():
+            if followed_id == task_id and followed.polled.last is not None:
+                return followed.polled.last
+        return None
+
+    def followed_ids(self) -> list[str]:
+        return list(dict.fromkeys(task_id for _, task_id in self._followed))
+
     # -- what the poller found -----------------------------------------------------------
 
     def on_answer(self, polled: PolledTask, task: Task) -> None:
@@ -339,6 +367,9 @@ class Tracker:
 
     def on_failure(self, polled: PolledTask, error: Exception) -> None:
         self._news(polled)
+        if isinstance(error, RelayKeyRejected) and polled.key_id is not None:
+            self._key_rejected(polled.key_id)
+            return
         last = polled.last
         if (
             last is None
@@ -355,8 +386,17 @@ class Tracker:
             self._show_error(updater, error.message_key)
             updater.conclude(WatchOutcome.FINISHED)
 
+    def _key_rejected(self, key_id: int) -> None:
+        """A member's or server's key is no longer accepted: every watch polled with it ends,
+        its message saying so to the key's owner (and nothing of the key itself)."""
+        log.info("the relay rejected relay key #%d; ending its watches", key_id)
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._show_error(updater, KEY_REJECTED_MID_WATCH)
+                updater.conclude(WatchOutcome.LOST)
+
     def _live(self, polled: PolledTask) -> list[MessageUpdater]:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         if followed is None:
             return []
         return [updater for updater in followed.updaters.values() if updater.outcome is None]
