@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -227,7 +228,8 @@ class SongFile:
 
 def song_filename(clip: Clip, number: int) -> str:
     """A plain ASCII file name for the clip's MP3: its title, slugged, and its number."""
-    slug = re.sub(r"[^a-z0-9]+", "-", (clip.title or "").lower()).strip("-")[:60].strip("-")
+    ascii_title = unicodedata.normalize("NFKD", clip.title or "").encode("ascii", "ignore")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.decode().lower()).strip("-")[:60].strip("-")
     return f"{slug or 'song'}-{number}.mp3"
 
 
