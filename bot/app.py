@@ -6,25 +6,29 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 
 import discord
 from discord.ext import commands
 
+from bot.audio import AudioDownloader, SongFile, SongFiles
+from bot.completion import Completion
 from bot.config import Settings
+from bot.controls import DYNAMIC_ITEMS, ControlHandler, ControlledCard, with_controls
 from bot.i18n import CommandTranslator, default_catalog
 from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
-from bot.tracking.editor import MessageEditor
+from bot.tracking.editor import MessageContent, MessageEditor
 from bot.tracking.policy import PollPolicy
-from bot.tracking.store import Watch, WatchStore
+from bot.tracking.store import BotStore, Watch
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.suno",)
+EXTENSIONS = ("cogs.suno", "cogs.buttons")
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -46,15 +50,22 @@ class StatusPresenter:
     def __init__(self, watch_timeout_seconds: float) -> None:
         self._timeout_minutes = max(1, round(watch_timeout_seconds / 60))
 
-    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
-        return render_task(
+    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> ControlledCard:
+        card = render_task(
             task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
         )
+        return with_controls(card, task.task_id, task, notice, locale=locale)
 
-    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> RenderedMessage:
-        return render_unanswered(
+    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> ControlledCard:
+        card = render_unanswered(
             task_id, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
         )
+        return with_controls(card, task_id, None, notice, locale=locale)
+
+    def finished_card(self, task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent:
+        """The finished card for the edit that attaches `files`; with embeds, Discord shows
+        the attachments (its audio player) below the card."""
+        return self.task(task, locale=watch.locale)
 
     def error(self, message_key: str, *, locale: str) -> RenderedMessage:
         return render_error(message_key, locale=locale)
@@ -68,7 +79,7 @@ class SunoBot(commands.Bot):
         *,
         settings: Settings,
         relay: RelayClient,
-        store: WatchStore,
+        store: BotStore,
         metrics: Metrics | None = None,
     ) -> None:
         metrics = metrics or Metrics()
@@ -84,16 +95,33 @@ class SunoBot(commands.Bot):
         self.relay = relay
         self.store = store
         self.metrics = metrics
+        editor = MessageEditor(self, observer=metrics)
+        self.presenter = StatusPresenter(settings.watch_timeout_seconds)
+        self.audio = (
+            AudioDownloader(settings.audio_host_list, timeout=settings.audio_timeout_seconds)
+            if settings.attach_audio
+            else None
+        )
+        self.completion = Completion(
+            client=self,
+            store=store,
+            editor=editor,
+            render=self.presenter.finished_card,
+            songs=SongFiles(self.audio) if self.audio is not None else None,
+        )
+        # What the card's buttons do; the buttons cog sets it when it loads.
+        self.controls: ControlHandler | None = None
         self.tracker = Tracker(
             source=relay,
             store=store,
-            editor=MessageEditor(self, observer=metrics),
-            presenter=StatusPresenter(settings.watch_timeout_seconds),
+            editor=editor,
+            presenter=self.presenter,
             policy=PollPolicy(settings.poll_interval_seconds),
             batch_size=settings.suno_batch_size,
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,
             observer=metrics,
+            on_finished=self.completion.finished,
         )
         metrics.tracker_stats = self.tracker.stats
         # Command descriptions in every supported language, for each client's own.
@@ -102,6 +130,8 @@ class SunoBot(commands.Bot):
         self._resuming: asyncio.Task[object] | None = None
 
     async def setup_hook(self) -> None:
+        # Buttons on every card ever sent keep working: their custom ids carry the task id.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.set_translator(self.command_translator)
@@ -141,6 +171,8 @@ class SunoBot(commands.Bot):
             resuming.cancel()
             await asyncio.gather(resuming, return_exceptions=True)
         await self.tracker.close()
+        if self.audio is not None:
+            await self.audio.close()
         await super().close()
         self.metrics.gateway(connected=False)
 

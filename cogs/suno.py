@@ -13,11 +13,12 @@ from discord.ext import commands
 
 from bot.app import SunoBot
 from bot.i18n import command_text
-from bot.render import RenderedMessage, render_error, render_task, render_unanswered
+from bot.render import Notice, render_error
 from bot.suno.errors import RelayError
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
 from bot.tracking.store import NewWatch, Watch, WatchOutcome
+from bot.tracking.updater import Message
 from bot.tree import reply_error
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,31 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     @app_commands.describe(
         task_id=command_text("command.status.task_id"),
         private=command_text("command.status.private"),
+        notify=command_text("command.status.notify"),
     )
-    async def status(self, interaction: Interaction, task_id: str, private: bool = False) -> None:
+    async def status(
+        self, interaction: Interaction, task_id: str, private: bool = False, notify: bool = False
+    ) -> None:
         task_id = normalize_task_id(task_id)
+        options = _Options(private=private, notify=notify)
         fetch = asyncio.ensure_future(self.bot.relay.fetch(task_id))
         try:
             done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
             if not done:
-                await self._answer_late(interaction, task_id, fetch, private=private)
+                await self._answer_late(interaction, task_id, fetch, options)
                 return
             failure = _transient(fetch.exception())
             if failure is not None:
                 # The relay may be fine a second later: the message waits and the tracker asks.
                 locale = _card_locale(interaction, private=private)
-                rendered = render_unanswered(task_id, locale=locale)
-                await self._reply(interaction, task_id, rendered, failure=failure, private=private)
+                rendered: Message = self.bot.presenter.unanswered(
+                    task_id, locale=locale, notice=Notice.RELAY_RETRYING
+                )
+                await self._reply(interaction, task_id, rendered, options, failure=failure)
             else:
                 task = fetch.result()  # not-found and a rejected key end here, privately
                 rendered = self._render(interaction, task, private=private)
-                await self._reply(interaction, task_id, rendered, task=task, private=private)
+                await self._reply(interaction, task_id, rendered, options, task=task)
         finally:
             fetch.cancel()
 
@@ -66,21 +73,16 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         self,
         interaction: Interaction,
         task_id: str,
-        rendered: RenderedMessage,
+        rendered: Message,
+        options: _Options,
         *,
-        private: bool,
         task: Task | None = None,
         failure: RelayError | None = None,
     ) -> None:
         """Answers with `rendered`; the watch that keeps it current is stored before."""
-        if task is not None and task.is_terminal:
-            await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
-            )
-            return
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        # A task already finished is stored too, so its buttons find it and its songs follow.
+        private = options.private
+        watch = await self.bot.store.add(self._new_watch(interaction, task_id, options))
         try:
             callback = await interaction.response.send_message(
                 embeds=list(rendered.embeds),
@@ -92,14 +94,33 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             await self.bot.store.finish(watch.id, WatchOutcome.LOST)
             raise
         message_id = callback.message_id if callback is not None else None
+        if task is not None and task.is_terminal:
+            await self._finish_at_once(interaction, watch, task, message_id)
+            return
         await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
-    async def _answer_late(
-        self, interaction: Interaction, task_id: str, fetch: asyncio.Future[Task], *, private: bool
+    async def _finish_at_once(
+        self, interaction: Interaction, watch: Watch, task: Task, message_id: int | None
     ) -> None:
+        """A watch whose first message already shows the finished task: nothing to keep
+        current, only what follows a finished task."""
+        if message_id is not None:
+            await self.bot.store.set_message_id(watch.id, message_id)
+        await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+        watch = dataclasses.replace(watch, message_id=message_id)
+        self.bot.tracker.follow_up(watch, task, interaction.token)
+
+    async def _answer_late(
+        self,
+        interaction: Interaction,
+        task_id: str,
+        fetch: asyncio.Future[Task],
+        options: _Options,
+    ) -> None:
+        private = options.private
         callback = await interaction.response.defer(ephemeral=private, thinking=True)
         # Stored before the relay answers, so a restart can still finish the "thinking" message.
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        watch = await self.bot.store.add(self._new_watch(interaction, task_id, options))
         message_id = callback.message_id if callback is not None else None
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
@@ -116,7 +137,11 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         rendered = (
             self._render(interaction, task, private=private)
             if task is not None
-            else render_unanswered(task_id, locale=_card_locale(interaction, private=private))
+            else self.bot.presenter.unanswered(
+                task_id,
+                locale=_card_locale(interaction, private=private),
+                notice=Notice.RELAY_RETRYING,
+            )
         )
         try:
             await interaction.edit_original_response(
@@ -128,7 +153,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             await self._start_watch(watch, task, None, message_id, failure=failure)
             return
         if task is not None and task.is_terminal:
-            await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+            await self._finish_at_once(interaction, watch, task, message_id)
             return
         await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
@@ -162,11 +187,11 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         poll_now = fingerprint is None and failure is None
         self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
-    def _render(self, interaction: Interaction, task: Task, *, private: bool) -> RenderedMessage:
-        # The first answer never carries a notice, so the watch timeout plays no part here.
-        return render_task(task, locale=_card_locale(interaction, private=private))
+    def _render(self, interaction: Interaction, task: Task, *, private: bool) -> Message:
+        return self.bot.presenter.task(task, locale=_card_locale(interaction, private=private))
 
-    def _new_watch(self, interaction: Interaction, task_id: str, *, private: bool) -> NewWatch:
+    def _new_watch(self, interaction: Interaction, task_id: str, options: _Options) -> NewWatch:
+        private = options.private
         now = discord.utils.utcnow()
         return NewWatch(
             task_id=task_id,
@@ -180,7 +205,17 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
+            attachment_size_limit=interaction.filesize_limit,
+            notify_requester=options.notify and not private,
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Options:
+    """The optional choices of `/suno status`."""
+
+    private: bool
+    notify: bool
 
 
 def _card_locale(interaction: Interaction, *, private: bool) -> str:

@@ -22,6 +22,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import StatusPresenter
+from bot.controls import ControlledCard
 from bot.i18n import default_catalog
 from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
@@ -78,12 +79,12 @@ async def settle(intervals: int = 5) -> None:
 PRESENTER = StatusPresenter(WATCH_TIMEOUT)
 
 
-def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) -> RenderedMessage:
+def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) -> ControlledCard:
     """The message a watch of `task` shows, as the bot's presenter renders it."""
     return PRESENTER.task(task, locale=locale, notice=notice)
 
 
-def shown_text(message: RenderedMessage) -> str:
+def shown_text(message: RenderedMessage | ControlledCard) -> str:
     """The embeds a rendered message carries, as JSON: enough to search for a line."""
     return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
 
@@ -270,7 +271,7 @@ def fingerprints(payloads: Sequence[Payload]) -> list[str]:
     return [rendered(payload).fingerprint for payload in payloads]
 
 
-def rendered(payload: Payload, notice: Notice | None = None) -> RenderedMessage:
+def rendered(payload: Payload, notice: Notice | None = None) -> ControlledCard:
     return render(task_from_data(payload), locale=LOCALE, notice=notice)
 
 
@@ -350,7 +351,7 @@ async def test_music_timeline_ends_on_success_then_finishes_the_watch_and_stops_
     await until(rig.ended(watch), "the watch to finish")
 
     final = rendered(timeline[-1])
-    assert final.buttons, "the success rendering carries the song links"
+    assert final.card.buttons, "the success rendering carries the song links"
     assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, final.fingerprint)
     assert tracker.stats().tasks == 0
@@ -1127,7 +1128,7 @@ async def test_render_failure_for_one_watch_does_not_stop_the_others(
         rig.relay.add_task(task_id, music_timeline(task_id))
 
     class Faulty(StatusPresenter):
-        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> ControlledCard:
             if locale == "xx-broken":
                 raise RuntimeError("render failed")
             return super().task(task, locale=locale, notice=notice)
@@ -1159,7 +1160,7 @@ async def test_render_failure_at_a_deadline_does_not_stop_polling(
     rig.relay.add_task(running, music_timeline(running))
 
     class Faulty(StatusPresenter):
-        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> ControlledCard:
             if notice is Notice.AUTO_REFRESH_STOPPED:
                 raise RuntimeError("render failed")
             return super().task(task, locale=locale, notice=notice)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from enum import Enum
 from typing import Any, Final, Protocol, cast
 
@@ -85,23 +85,36 @@ class MessageEditor:
         self._observer = observer
 
     async def edit_original(
-        self, application_id: int, token: str, message: MessageContent
+        self,
+        application_id: int,
+        token: str,
+        message: MessageContent,
+        *,
+        files: Sequence[discord.File] = (),
     ) -> EditResult:
         # Through the interaction's webhook, as Interaction.edit_original_response does: the
         # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
         # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
         request = webhook.edit_message(
-            ORIGINAL_RESPONSE, embeds=list(message.embeds), view=message.view()
+            ORIGINAL_RESPONSE,
+            embeds=list(message.embeds),
+            view=message.view(),
+            **_uploads(files),
         )
         return await self._attempt(request, via="interaction", route="token")
 
     async def edit_channel_message(
-        self, channel_id: int, message_id: int, message: MessageContent
+        self,
+        channel_id: int,
+        message_id: int,
+        message: MessageContent,
+        *,
+        files: Sequence[discord.File] = (),
     ) -> EditResult:
         channel = self._client.get_partial_messageable(channel_id)
         request = channel.get_partial_message(message_id).edit(
-            embeds=list(message.embeds), view=message.view()
+            embeds=list(message.embeds), view=message.view(), **_uploads(files)
         )
         return await self._attempt(request, via="channel", route="channel")
 
@@ -122,6 +135,12 @@ class MessageEditor:
         if self._observer is not None:
             self._observer.discord_edit(route, result)
         return result
+
+
+def _uploads(files: Sequence[discord.File]) -> dict[str, Any]:
+    """The edit's `attachments`, only when there are files: leaving it out keeps the message's
+    attachments, and an empty list would remove them."""
+    return {"attachments": list(files)} if files else {}
 
 
 def _describe(error: Exception) -> str:

@@ -89,18 +89,32 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_COLUMNS = """
-    id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-    interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-    last_fingerprint, outcome, created_at, updated_at, attachment_size_limit, notify_requester,
-    announced, audio
-"""
-
-_SELECT_ACTIVE = f"""
-    SELECT {_COLUMNS}
+_SELECT_ACTIVE = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        notify_requester, announced, audio
     FROM watches
     WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
     ORDER BY id
+"""
+_SELECT_BY_MESSAGE = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE message_id = ?
+    ORDER BY id DESC
+    LIMIT 1
+"""
+_SELECT_BY_ID = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE id = ?
 """
 
 
@@ -286,7 +300,11 @@ class StoreObserver(Protocol):
         """A statement failed (the metrics count these)."""
 
 
-class SqliteWatchStore(WatchStore, FollowUpStore):
+class BotStore(WatchStore, FollowUpStore, Protocol):
+    """Everything the bot keeps: watches, and what its buttons and follow-ups record."""
+
+
+class SqliteWatchStore(BotStore):
     """Watches in one SQLite file, through a single connection shared by every task."""
 
     def __init__(
@@ -528,13 +546,10 @@ class SqliteWatchStore(WatchStore, FollowUpStore):
         )
 
     async def by_message(self, message_id: int) -> Watch | None:
-        return await self._one(
-            f"SELECT {_COLUMNS} FROM watches WHERE message_id = ? ORDER BY id DESC LIMIT 1",
-            (message_id,),
-        )
+        return await self._one(_SELECT_BY_MESSAGE, (message_id,))
 
     async def get(self, watch_id: int) -> Watch | None:
-        return await self._one(f"SELECT {_COLUMNS} FROM watches WHERE id = ?", (watch_id,))
+        return await self._one(_SELECT_BY_ID, (watch_id,))
 
     async def _one(self, sql: str, parameters: Sequence[Any]) -> Watch | None:
         with self._failures("read a watch"):

@@ -29,6 +29,11 @@ from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpda
 log = logging.getLogger(__name__)
 
 
+# Told about a watch whose message shows its finished task: the watch, the task, and the
+# interaction token that can still edit the message (None: only the channel route is left).
+FinishedCallback = Callable[[Watch, Task, "str | None"], Coroutine[Any, Any, None]]
+
+
 class Presenter(Protocol):
     """Whoever owns the watches' presentation: turns a task or an error into a message."""
 
@@ -79,8 +84,10 @@ class Tracker:
         can_edit_channel: Callable[[Watch], bool],
         clock: Clock | None = None,
         observer: FinalEditObserver | None = None,
+        on_finished: FinishedCallback | None = None,
     ) -> None:
         self._store = store
+        self._on_finished = on_finished
         self._observer = observer
         self._editor = editor
         self._presenter = presenter
@@ -180,11 +187,53 @@ class Tracker:
             self.add(watch, task=None, poll_now=True)
         return len(watches)
 
+    def follow_up(self, watch: Watch, task: Task, token: str | None) -> None:
+        """Runs what follows a finished task for a watch whose message showed it at once."""
+        if self._on_finished is not None and task.is_terminal:
+            self._spawn(self._on_finished(watch, task, token))
+
+    def refresh(self, task_id: str) -> bool:
+        """Asks the relay about `task_id` now; False when no watch follows it."""
+        if task_id not in self._followed:
+            return False
+        self._poller.track(task_id, poll_now=True, last=None)
+        self._wake.set()
+        return True
+
+    def stop(self, watch: Watch) -> bool:
+        """Ends `watch` with a last edit saying updates were stopped; False when it was not live."""
+        followed = self._followed.get(watch.task_id)
+        updater = followed.updaters.get(watch.id) if followed is not None else None
+        if followed is None or updater is None or updater.outcome is not None:
+            return False
+        self._conclude(followed.polled, updater, Notice.UPDATES_STOPPED)
+        updater.conclude(WatchOutcome.STOPPED)
+        return True
+
+    def follows(self, watch_id: int, task_id: str) -> bool:
+        """Whether the watch's message is still kept current."""
+        followed = self._followed.get(task_id)
+        updater = followed.updaters.get(watch_id) if followed is not None else None
+        return updater is not None and updater.outcome is None
+
+    def last_task(self, task_id: str) -> Task | None:
+        """The newest answer about `task_id`, while a watch follows it."""
+        followed = self._followed.get(task_id)
+        return followed.polled.last if followed is not None else None
+
     def _forget(self, updater: MessageUpdater) -> None:
         task_id = updater.watch.task_id
         followed = self._followed.get(task_id)
         if followed is None:
             return
+        task = followed.polled.last
+        if (
+            self._on_finished is not None
+            and updater.ended_as is WatchOutcome.FINISHED
+            and task is not None
+            and task.is_terminal
+        ):
+            self._spawn(self._on_finished(updater.watch, task, updater.live_token()))
         followed.updaters.pop(updater.id, None)
         if not followed.updaters:
             del self._followed[task_id]

@@ -76,6 +76,7 @@ class MessageUpdater:
         "_token_expires",
         "deadline",
         "due_at",
+        "ended_as",
         "outcome",
         "watch",
     )
@@ -130,6 +131,7 @@ class MessageUpdater:
         self.outcome: WatchOutcome | None = None  # set once the pending edit is the last one
         self._editing = False
         self._ended = False
+        self.ended_as: WatchOutcome | None = None  # how the watch ended, once it has
 
     @property
     def id(self) -> int:
@@ -147,6 +149,13 @@ class MessageUpdater:
         # it for every watch, so it is kept as a plain number. Whether the channel route
         # exists (Discord's permission cache, ~20 µs) is asked only once, at the switch.
         self.due_at = min(self.deadline, self._switch_at) if token is not None else self.deadline
+
+    def live_token(self) -> str | None:
+        """The interaction token while it may still edit the message (before the switch)."""
+        token = self._token or self._spare_token
+        if token is None or self._clock.monotonic() >= self._switch_at:
+            return None
+        return token
 
     def past_token_switch(self, now: float) -> bool:
         return self._token is not None and now >= self._switch_at
@@ -318,6 +327,7 @@ class MessageUpdater:
         if self._ended:
             return
         self._ended = True
+        self.ended_as = outcome
         self._report_final_edit(outcome)
         self._on_end(self)
         await self._store.finish(self.id, outcome)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from bot.controls import ControlledCard
 from bot.render import RenderedMessage
 from bot.tracking.editor import EditResult, MessageContent
 
@@ -25,7 +26,7 @@ class RecordedEdit:
     token: str | None
     channel_id: int | None
     message_id: int | None
-    message: RenderedMessage
+    message: RenderedMessage | ControlledCard
     result: EditResult | None  # None when the call raised or was cancelled
     at: float  # time.time() when the call was made (the clock interaction expiry is read on)
     mono: float  # time.monotonic() when the call was made (the clock relay requests are stamped on)
@@ -101,7 +102,9 @@ class RecordingEditor:
         channel_id: int | None = None,
         message_id: int | None = None,
     ) -> EditResult:
-        assert isinstance(message, RenderedMessage), "the tracker sends rendered messages"
+        assert isinstance(message, RenderedMessage | ControlledCard), (
+            "the tracker sends rendered messages"
+        )
         probe = RecordedEdit(
             path,
             application_id,
