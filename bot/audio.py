@@ -262,9 +262,7 @@ class SongFiles:
             try:
                 data = await self._downloader.download(clip.audio_url, room)
             except AudioRefused as refusal:
-                log.info(
-                    "not attaching song %d of task %s: %s", number, task.task_id, refusal
-                )
+                log.info("not attaching song %d of task %s: %s", number, task.task_id, refusal)
                 continue
             room -= len(data)
             files.append(SongFile(clip.id, song_filename(clip, number), data))

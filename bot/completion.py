@@ -4,7 +4,7 @@ told, then the songs' MP3s attached to the card in a second edit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import discord
@@ -143,12 +143,3 @@ class Completion:
         return await self._editor.edit_channel_message(
             watch.channel_id, watch.message_id, message, files=files
         )
-
-
-def plain_card(render: Callable[[Task, Watch], MessageContent]) -> CardRenderer:
-    """A renderer that shows the files as the message's attachments, below the card."""
-
-    def card(task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent:
-        return render(task, watch)
-
-    return card

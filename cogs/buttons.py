@@ -111,7 +111,13 @@ class Buttons(commands.Cog):
 
     async def _watch_of(self, interaction: Interaction) -> Watch | None:
         message = interaction.message
-        return await self.bot.store.by_message(message.id) if message is not None else None
+        if message is None:
+            return None
+        watch = await self.bot.store.by_message(message.id)
+        metadata = message.interaction_metadata
+        if watch is None and metadata is not None:
+            watch = await self.bot.store.by_interaction(metadata.id)
+        return watch
 
     # Lyrics
 

@@ -108,6 +108,16 @@ _SELECT_BY_MESSAGE = """
     ORDER BY id DESC
     LIMIT 1
 """
+_SELECT_BY_INTERACTION = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE interaction_id = ?
+    ORDER BY id DESC
+    LIMIT 1
+"""
 _SELECT_BY_ID = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
@@ -266,6 +276,11 @@ class FollowUpStore(Protocol):
 
     async def by_message(self, message_id: int) -> Watch | None:
         """The newest watch shown in `message_id`, whatever its outcome."""
+        ...
+
+    async def by_interaction(self, interaction_id: int) -> Watch | None:
+        """The newest watch started by the command `interaction_id` (its message id may not
+        be recorded yet in the instant after the answer)."""
         ...
 
     async def get(self, watch_id: int) -> Watch | None: ...
@@ -547,6 +562,9 @@ class SqliteWatchStore(BotStore):
 
     async def by_message(self, message_id: int) -> Watch | None:
         return await self._one(_SELECT_BY_MESSAGE, (message_id,))
+
+    async def by_interaction(self, interaction_id: int) -> Watch | None:
+        return await self._one(_SELECT_BY_INTERACTION, (interaction_id,))
 
     async def get(self, watch_id: int) -> Watch | None:
         return await self._one(_SELECT_BY_ID, (watch_id,))

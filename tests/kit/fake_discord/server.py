@@ -280,11 +280,13 @@ class FakeDiscord:
         channel_id: int | None = None,
         guild: bool = True,
         created_at: datetime | None = None,
+        attachment_size_limit: int | None = None,
     ) -> FakeInteraction:
         """Dispatch a slash command (INTERACTION_CREATE, type 2) to the connected bot.
 
         `subcommand` may be "group sub" for a command inside a subcommand group.
         `created_at` sets the interaction id's time, which is when its token starts to age.
+        `attachment_size_limit` is the upload limit Discord grants the interaction.
         """
         data = self.state.command_data(name, subcommand, options or {}, guild=guild)
         return await self._dispatch_interaction(
@@ -296,6 +298,7 @@ class FakeDiscord:
             locale=locale,
             created_at=created_at,
             message=None,
+            attachment_size_limit=attachment_size_limit,
         )
 
     async def press_button(
@@ -305,8 +308,10 @@ class FakeDiscord:
         *,
         locale: str = "en-US",
         user_id: int = DEFAULT_USER_ID,
+        permissions: int | None = None,
     ) -> FakeInteraction:
-        """Dispatch a button press (INTERACTION_CREATE, type 3) on a stored message."""
+        """Dispatch a button press (INTERACTION_CREATE, type 3) on a stored message, by
+        `user_id` with `permissions` in the channel (an ordinary member's by default)."""
         message = self.messages[message_id]
         return await self._dispatch_interaction(
             3,
@@ -317,7 +322,25 @@ class FakeDiscord:
             locale=locale,
             created_at=None,
             message=message,
+            permissions=permissions,
         )
+
+    def custom_ids(self, message_id: int) -> list[str]:
+        """The custom ids of the buttons and selects on a stored message, in order."""
+        return [
+            str(component["custom_id"])
+            for row in self.messages[message_id].components
+            for component in row.get("components", [])
+            if "custom_id" in component
+        ]
+
+    def replies_to(self, message_id: int) -> list[FakeMessage]:
+        """The messages posted as replies to `message_id`."""
+        return [
+            message
+            for message in self.messages.values()
+            if (message.message_reference or {}).get("message_id") == str(message_id)
+        ]
 
     def command(
         self,
@@ -383,6 +406,8 @@ class FakeDiscord:
         locale: str,
         created_at: datetime | None,
         message: FakeMessage | None,
+        attachment_size_limit: int | None = None,
+        permissions: int | None = None,
     ) -> FakeInteraction:
         conn = self.gateway.active_connection()
         if conn is None:
@@ -397,6 +422,10 @@ class FakeDiscord:
             created_at=created_at,
             message=message,
         )
+        if attachment_size_limit is not None:
+            inter.payload["attachment_size_limit"] = attachment_size_limit
+        if permissions is not None and "member" in inter.payload:
+            inter.payload["member"]["permissions"] = str(permissions)
         self._dispatched.append(inter)
         inter.dispatched_at = time.monotonic()
         await conn.dispatch("INTERACTION_CREATE", inter.payload)
