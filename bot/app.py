@@ -32,9 +32,13 @@ EXTENSIONS = ("cogs.suno", "cogs.buttons")
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
-# What the invite link asks for (the README lists them): 84992.
+# What the invite link asks for (the README lists them): 117760.
 INVITE_PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, embed_links=True, read_message_history=True
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,  # the songs' MP3s, once the interaction token has expired
+    read_message_history=True,
 )
 
 
@@ -164,6 +168,19 @@ class SunoBot(commands.Bot):
             self.metrics.watches_resumed(resumed)
             if resumed:
                 log.info("resumed %d unfinished watches", resumed)
+            await self._follow_up_interrupted()
+
+    async def _follow_up_interrupted(self) -> None:
+        try:
+            self._resuming = asyncio.current_task()
+            followed = await self.completion.resume(self.relay)
+        except Exception:
+            log.exception("could not finish what follows the watches that ended before the stop")
+            return
+        finally:
+            self._resuming = None
+        if followed:
+            log.info("looked again at %d watches that ended just before the stop", followed)
 
     async def close(self) -> None:
         resuming, self._resuming = self._resuming, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import discord
@@ -12,6 +13,7 @@ import discord
 from bot.audio import SongFile, SongFiles
 from bot.i18n import Catalog, default_catalog
 from bot.safety import escape, truncate
+from bot.suno.errors import RelayError
 from bot.suno.models import Task, TaskStatus
 from bot.tracking.editor import EditResult, MessageContent, MessageEditor
 from bot.tracking.store import AudioState, FollowUpStore, Watch
@@ -22,7 +24,14 @@ log = logging.getLogger(__name__)
 MAX_MENTIONS = 50
 # Tries at attaching a watch's songs, across restarts.
 MAX_AUDIO_ATTEMPTS = 2
+# After a restart, what follows a finished task is still done for watches that ended this
+# recently; older cards are left as they are.
+FOLLOW_UP_WINDOW = timedelta(hours=1)
 _TITLE_LIMIT = 200
+
+
+class TaskFetcher(Protocol):
+    async def fetch(self, task_id: str) -> Task: ...
 
 
 class CardRenderer(Protocol):
@@ -64,19 +73,46 @@ class Completion:
             await self.announce(watch, task, token)
         except Exception:
             log.exception("completion reply of watch %s failed", watch.id)
-        if self._songs is not None and task.status is TaskStatus.SUCCESS:
-            try:
+        try:
+            if self._songs is not None and task.status is TaskStatus.SUCCESS:
                 await self.attach(watch, task, token)
-            except Exception:
-                log.exception("attaching the songs of watch %s failed", watch.id)
+            else:
+                await self._store.set_audio(watch.id, AudioState.GIVEN_UP)
+        except Exception:
+            log.exception("attaching the songs of watch %s failed", watch.id)
+
+    async def resume(self, relay: TaskFetcher) -> int:
+        """Finishes what a stop or crash interrupted for watches that ended lately; returns
+        how many were looked at. Each is tried a bounded number of times, ever."""
+        since = datetime.now(UTC) - FOLLOW_UP_WINDOW
+        watches = await self._store.unfollowed(since)
+        for watch in watches:
+            try:
+                task = await relay.fetch(watch.task_id)
+            except RelayError as exc:
+                if not exc.transient:
+                    await self._give_up(watch)
+                continue
+            if task.is_terminal:
+                await self.finished(watch, task, None)
+            else:
+                await self._give_up(watch)
+        return len(watches)
+
+    async def _give_up(self, watch: Watch) -> None:
+        await self._store.claim_announcement(watch.id)
+        await self._store.set_audio(watch.id, AudioState.GIVEN_UP)
 
     # the reply
 
     async def announce(self, watch: Watch, task: Task, token: str | None) -> None:
+        # Claimed first, whoever is to be mentioned: decided once, never again after a restart.
+        if not await self._store.claim_announcement(watch.id):
+            return
         if watch.ephemeral or watch.channel_id is None or watch.message_id is None:
             return
         users = mentions_for(watch, await self._store.subscribers(watch.id))
-        if not users or not await self._store.claim_announcement(watch.id):
+        if not users:
             return
         text = self._reply_text(watch, task, users)
         allowed = discord.AllowedMentions(

@@ -115,6 +115,28 @@ async def test_the_songs_are_attached_in_an_edit_after_the_final_state(
     assert private_answers(fake) == []
 
 
+async def test_songs_cut_off_by_a_stop_are_attached_after_the_restart_and_only_then(
+    fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path
+) -> None:
+    url = cdn.stall("a.mp3")
+    relay.add_task("cut", song_timeline("cut", [url]))
+    settings = bot_settings(relay, database, AUDIO_HOSTS=cdn.host, AUDIO_TIMEOUT_SECONDS=60)
+    async with running_bot(fake, settings):
+        message = await ask(fake, database, "cut")
+        await fake.wait_for(lambda: len(cdn.requested("a.mp3")) == 1)
+    assert stored(database, "outcome") == ["finished"]
+    assert stored(database, "audio") == [None]
+
+    cdn.put("a.mp3", mp3_bytes(1000))
+    async with running_bot(fake, settings):
+        await fake.wait_for(lambda: stored(database, "audio") == ["attached"])
+    assert [a["size"] for a in message.attachments] == [1000]
+    assert len(cdn.requested("a.mp3")) == 2
+    # Settled for good: the next start has nothing left to do for it.
+    assert stored(database, "announced") == [1]
+    assert stored(database, "audio_attempts") == [2]
+
+
 async def test_attach_audio_false_downloads_nothing(
     fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path
 ) -> None:
@@ -126,7 +148,7 @@ async def test_attach_audio_false_downloads_nothing(
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert cdn.requests == []
     assert message.attachments == []
-    assert stored(database, "audio") == [None]
+    assert stored(database, "audio") == ["given_up"]
 
 
 def _private(cdn: FakeCdn) -> tuple[str, str]:

@@ -76,6 +76,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE watches ADD COLUMN announced INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE watches ADD COLUMN audio TEXT",
         "ALTER TABLE watches ADD COLUMN audio_attempts INTEGER NOT NULL DEFAULT 0",
+        # Watches that ended before this step had nothing follow them, and never will.
+        "UPDATE watches SET announced = 1, audio = 'given_up' WHERE outcome != 'active'",
         # The buttons on a message find its watch by the message.
         "CREATE INDEX watches_message_id ON watches (message_id)",
         # Who pressed "Notify me" on a watch's message.
@@ -117,6 +119,15 @@ _SELECT_BY_INTERACTION = """
     WHERE interaction_id = ?
     ORDER BY id DESC
     LIMIT 1
+"""
+_SELECT_FOLLOW_UPS = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE outcome = 'finished' AND updated_at >= ? AND (audio IS NULL OR announced = 0)
+    ORDER BY id
 """
 _SELECT_BY_ID = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
@@ -308,6 +319,11 @@ class FollowUpStore(Protocol):
         ...
 
     async def set_audio(self, watch_id: int, state: AudioState) -> None: ...
+
+    async def unfollowed(self, since: datetime) -> list[Watch]:
+        """Finished watches (ended at or after `since`) whose reply or songs may still be due:
+        a stop or crash came between the last edit and what follows it."""
+        ...
 
 
 class StoreObserver(Protocol):
@@ -644,6 +660,11 @@ class SqliteWatchStore(BotStore):
             "UPDATE watches SET audio = ? WHERE id = ?",
             (state.value, watch_id),
         )
+
+    async def unfollowed(self, since: datetime) -> list[Watch]:
+        with self._failures("read finished watches"):
+            rows = await self._db.execute_fetchall(_SELECT_FOLLOW_UPS, (_to_unix(since, "since"),))
+        return [_watch_from_row(row) for row in rows]
 
     async def get_meta(self, key: str) -> str | None:
         with self._failures("read a setting"):
