@@ -54,11 +54,13 @@ class StatusPresenter:
     def __init__(self, watch_timeout_seconds: float) -> None:
         self._timeout_minutes = max(1, round(watch_timeout_seconds / 60))
 
-    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> ControlledCard:
+    def task(
+        self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+    ) -> ControlledCard:
         card = render_task(
             task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
         )
-        return with_controls(card, task.task_id, task, notice, locale=locale)
+        return with_controls(card, task.task_id, task, notice, locale=locale, private=private)
 
     def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> ControlledCard:
         card = render_unanswered(
@@ -69,7 +71,7 @@ class StatusPresenter:
     def finished_card(self, task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent:
         """The finished card for the edit that attaches `files`; with embeds, Discord shows
         the attachments (its audio player) below the card."""
-        return self.task(task, locale=watch.locale)
+        return self.task(task, locale=watch.locale, private=watch.ephemeral)
 
     def error(self, message_key: str, *, locale: str) -> RenderedMessage:
         return render_error(message_key, locale=locale)

@@ -188,7 +188,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
     def _render(self, interaction: Interaction, task: Task, *, private: bool) -> Message:
-        return self.bot.presenter.task(task, locale=_card_locale(interaction, private=private))
+        locale = _card_locale(interaction, private=private)
+        return self.bot.presenter.task(task, locale=locale, private=private)
 
     def _new_watch(self, interaction: Interaction, task_id: str, options: _Options) -> NewWatch:
         private = options.private

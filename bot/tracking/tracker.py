@@ -37,7 +37,11 @@ FinishedCallback = Callable[[Watch, Task, "str | None"], Coroutine[Any, Any, Non
 class Presenter(Protocol):
     """Whoever owns the watches' presentation: turns a task or an error into a message."""
 
-    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> Message: ...
+    def task(
+        self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+    ) -> Message:
+        """`private`: the message is seen by its requester only."""
+        ...
 
     def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> Message:
         """A task the relay has given no answer about: its id and why the message waits."""
@@ -382,7 +386,10 @@ class Tracker:
         if updater.shows_source(source):
             return
         try:
-            message = self._presenter.task(task, locale=updater.watch.locale, notice=notice)
+            watch = updater.watch
+            message = self._presenter.task(
+                task, locale=watch.locale, notice=notice, private=watch.ephemeral
+            )
         except Exception:
             # One watch's message is left as it is; the task's other watches go on.
             log.exception("could not render task %s for watch %s", task.task_id, updater.id)
