@@ -8,7 +8,7 @@ import discord
 import pytest
 
 from bot.app import StatusPresenter
-from bot.controls import CUSTOM_ID_LIMIT, Control, controls_for, custom_id
+from bot.controls import CUSTOM_ID_LIMIT, controls_for, custom_id
 from bot.render import Notice
 from bot.suno.models import Task, task_from_data
 from cogs.buttons import PAGE_CHARACTERS, lyrics_pages
