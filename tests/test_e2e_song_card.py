@@ -4,6 +4,7 @@ the one reply that mentions who asked to be told."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -195,14 +196,23 @@ def _slow(cdn: FakeCdn) -> tuple[str, str]:
     ],
 )
 async def test_a_refused_download_leaves_the_links_only_card(
-    fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path, case: Any
+    fake: FakeDiscord,
+    relay: FakeRelay,
+    cdn: FakeCdn,
+    database: Path,
+    case: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     hosts, url = case(cdn)
     relay.add_task("refused", song_timeline("refused", [url]))
     settings = bot_settings(relay, database, AUDIO_HOSTS=hosts, AUDIO_TIMEOUT_SECONDS=1)
-    async with running_bot(fake, settings):
-        message = await ask(fake, database, "refused", attachment_size_limit=100_000)
-        await fake.wait_for(lambda: stored(database, "audio") == ["given_up"])
+    with caplog.at_level(logging.INFO, logger="bot.audio"):
+        async with running_bot(fake, settings):
+            message = await ask(fake, database, "refused", attachment_size_limit=100_000)
+            await fake.wait_for(lambda: stored(database, "audio") == ["given_up"])
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.audio"]
+    assert line.startswith("not attaching song 1 of task refused: ")
+    assert "a.mp3" not in line and "moved.mp3" not in line, "no URL path in the log"
     assert shows_done(message)
     assert message.attachments == []
     assert edits_with_files(message) == []
@@ -395,3 +405,19 @@ async def test_no_reply_when_nobody_asked(
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert fake.replies_to(message.id) == []
     assert len(fake.messages) == 1
+
+
+async def test_without_channel_access_the_reply_comes_through_the_interaction(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    relay.add_task("dm", song_timeline("dm", ["https://cdn1.suno.ai/x.mp3"], running=3))
+    async with running_bot(fake, bot_settings(relay, database, ATTACH_AUDIO=False)) as bot:
+        message = await ask(fake, database, "dm", notify=True)
+        fake.revoke_channel_access(message.channel_id)
+        await fake.wait_for(lambda: shows_done(message))
+        await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
+        await fake.wait_for(lambda: len(fake.messages) == 2)
+    [note] = [m for m in fake.messages.values() if m.id != message.id]
+    assert note.content.startswith(f"<@{DEFAULT_USER_ID}> ")
+    assert note.allowed_mentions == {"parse": [], "users": [DEFAULT_USER_ID]}
+    assert not note.ephemeral
