@@ -308,6 +308,26 @@ async def test_the_requester_stops_and_refresh_revives_the_card_after_a_restart(
     assert "City lights are calling me home" in text_of(lyrics)
 
 
+async def test_stop_and_notify_keep_their_rules_after_a_restart(
+    fake: FakeDiscord, relay: FakeRelay, database: Path
+) -> None:
+    relay.add_task("again", song_timeline("again", ["https://cdn1.suno.ai/x.mp3"], running=1000))
+    settings = bot_settings(relay, database, ATTACH_AUDIO=False)
+    async with running_bot(fake, settings):
+        message = await ask(fake, database, "again")
+    async with running_bot(fake, settings) as bot:
+        await fake.wait_for(lambda: bot.tracker.stats().watches == 1)
+        kind, text = await press(fake, message, "stop", user_id=OTHER_USER)
+        assert (kind, text) == (4, "Only the requester or a moderator can stop this.")
+        kind, text = await press(fake, message, "notify", user_id=OTHER_USER)
+        assert (kind, text) == (4, "You'll be mentioned here when this task finishes.")
+        kind, _ = await press(fake, message, "stop")
+        assert kind == 6
+        await fake.wait_for(lambda: stored(database, "outcome") == ["stopped"])
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT user_id FROM subscribers").fetchall() == [(OTHER_USER,)]
+
+
 async def test_refresh_has_a_cooldown_per_message(
     fake: FakeDiscord, relay: FakeRelay, database: Path
 ) -> None:
