@@ -3,8 +3,10 @@
 # ruff: noqa
 from bot.app import SunoBot
 from bot.controls import LyricsButton, LyricsPageButton, NotifyButton, RefreshButton, StopButton
+from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
 from cogs.buttons import Buttons
+from cogs.suno import ClipPicks
 
 SunoBot.setup_hook  # called by discord.py before connecting
 SunoBot.on_ready  # a discord.py event
@@ -19,6 +21,8 @@ StopButton.from_custom_id  # likewise
 NotifyButton.from_custom_id  # likewise
 Buttons.cog_load  # called by discord.py when the cog is added
 Buttons.cog_unload  # called by discord.py when the cog is removed
+ClipPicker.from_custom_id  # called by discord.py when a card's picker is used
+ClipPicks.on_clip_pick  # a listener for the event the picker dispatches
 model_config  # pydantic and pydantic-settings read it from the class
 row_factory  # aiosqlite reads it for every row
 levelname  # the logging module reads it when it formats a record

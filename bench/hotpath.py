@@ -92,7 +92,7 @@ def parse_render_and_build_edit(body: bytes) -> bytes:
     """What the naive bot does with every poll answer: the above plus the edit's JSON body."""
     rendered = render_task(task_from_data(envelope_from(json.loads(body)).data), locale=LOCALE)
     with handle_message_parameters(
-        embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
+        embeds=[], view=rendered.view(), allowed_mentions=NO_MENTIONS
     ) as params:
         return _edit_json(params.payload).encode()
 

@@ -48,7 +48,7 @@ def first_message_body(initial: dict[str, Any]) -> JSONObject:
     """What the reply to `/suno status` carried for the task's first state."""
     rendered = render_task(task_from_data(envelope_from(initial).data), locale="en-US")
     with handle_message_parameters(
-        embeds=list(rendered.embeds), view=rendered.view(), allowed_mentions=NO_MENTIONS
+        embeds=[], view=rendered.view(), allowed_mentions=NO_MENTIONS
     ) as params:
         return dict(params.payload or {})
 

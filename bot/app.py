@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import discord
 from discord.ext import commands
@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.audio import AudioDownloader, SongFile, SongFiles
 from bot.completion import Completion
 from bot.config import Settings
-from bot.controls import DYNAMIC_ITEMS, ControlHandler, ControlledCard, with_controls
+from bot.controls import DYNAMIC_ITEMS, ControlHandler, with_controls
 from bot.i18n import CommandTranslator, default_catalog
 from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
@@ -56,22 +56,40 @@ class StatusPresenter:
 
     def task(
         self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
-    ) -> ControlledCard:
+    ) -> RenderedMessage:
+        """The card for `task` with its buttons (`private`: seen by its requester only)."""
+        return self._card(task, locale=locale, notice=notice, private=private, audio=None)
+
+    def _card(
+        self,
+        task: Task,
+        *,
+        locale: str,
+        notice: Notice | None,
+        private: bool,
+        audio: Mapping[str, str] | None,
+    ) -> RenderedMessage:
         card = render_task(
-            task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+            task,
+            locale=locale,
+            notice=notice,
+            watch_timeout_minutes=self._timeout_minutes,
+            audio=audio,
         )
         return with_controls(card, task.task_id, task, notice, locale=locale, private=private)
 
-    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> ControlledCard:
+    def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> RenderedMessage:
         card = render_unanswered(
             task_id, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
         )
         return with_controls(card, task_id, None, notice, locale=locale)
 
     def finished_card(self, task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent:
-        """The finished card for the edit that attaches `files`; with embeds, Discord shows
-        the attachments (its audio player) below the card."""
-        return self.task(task, locale=watch.locale, private=watch.ephemeral)
+        """The finished card for the edit that attaches `files`, each played in its song's block."""
+        audio = {song.clip_id: song.filename for song in files}
+        return self._card(
+            task, locale=watch.locale, notice=None, private=watch.ephemeral, audio=audio
+        )
 
     def error(self, message_key: str, *, locale: str) -> RenderedMessage:
         return render_error(message_key, locale=locale)

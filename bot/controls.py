@@ -8,10 +8,8 @@ card shows and what they look like.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, Self
 
@@ -24,8 +22,6 @@ from bot.suno.models import Task, TaskStatus
 # Discord's limit for a custom id; a task id too long to fit is left out, and the press finds
 # the task through the message instead.
 CUSTOM_ID_LIMIT = 100
-MAX_ROWS = 5
-BUTTONS_PER_ROW = 5
 _TASK_ID = r"(?P<task_id>[A-Za-z0-9_-]*)"
 
 Interaction = discord.Interaction[Any]
@@ -71,12 +67,11 @@ _STYLE = discord.ButtonStyle.secondary
 class LyricsButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:lyrics:{_TASK_ID}"
 ):
-    def __init__(self, task_id: str, label: str = "Lyrics", *, row: int | None = None) -> None:
+    def __init__(self, task_id: str, label: str = "Lyrics") -> None:
         super().__init__(
             discord.ui.Button(
                 style=_STYLE, label=label, emoji="📜", custom_id=custom_id("lyrics", task_id)
-            ),
-            row=row,
+            )
         )
         self.task_id = task_id
 
@@ -121,12 +116,11 @@ class LyricsPageButton(
 class RefreshButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:refresh:{_TASK_ID}"
 ):
-    def __init__(self, task_id: str, label: str = "Refresh", *, row: int | None = None) -> None:
+    def __init__(self, task_id: str, label: str = "Refresh") -> None:
         super().__init__(
             discord.ui.Button(
                 style=_STYLE, label=label, emoji="🔄", custom_id=custom_id("refresh", task_id)
-            ),
-            row=row,
+            )
         )
         self.task_id = task_id
 
@@ -141,12 +135,11 @@ class RefreshButton(
 
 
 class StopButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:stop:{_TASK_ID}"):
-    def __init__(self, task_id: str, label: str = "Stop", *, row: int | None = None) -> None:
+    def __init__(self, task_id: str, label: str = "Stop") -> None:
         super().__init__(
             discord.ui.Button(
                 style=_STYLE, label=label, emoji="⏹️", custom_id=custom_id("stop", task_id)
-            ),
-            row=row,
+            )
         )
         self.task_id = task_id
 
@@ -163,12 +156,11 @@ class StopButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sun
 class NotifyButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:notify:{_TASK_ID}"
 ):
-    def __init__(self, task_id: str, label: str = "Notify me", *, row: int | None = None) -> None:
+    def __init__(self, task_id: str, label: str = "Notify me") -> None:
         super().__init__(
             discord.ui.Button(
                 style=_STYLE, label=label, emoji="🔔", custom_id=custom_id("notify", task_id)
-            ),
-            row=row,
+            )
         )
         self.task_id = task_id
 
@@ -220,69 +212,14 @@ def has_lyrics(task: Task) -> bool:
 
 
 def control_items(
-    task_id: str,
-    controls: Sequence[Control],
-    *,
-    locale: str,
-    row: int | None = None,
-    catalog: Catalog | None = None,
+    task_id: str, controls: Sequence[Control], *, locale: str, catalog: Catalog | None = None
 ) -> list[discord.ui.Item[Any]]:
-    """The buttons for `controls`, labelled in `locale`, for a row of the card."""
+    """The buttons for `controls`, labelled in `locale`, for the card's row of controls."""
     catalog = catalog or default_catalog()
     return [
-        _BUTTONS[control](task_id, catalog.text(locale, f"button.{control.value}"), row=row)
+        _BUTTONS[control](task_id, catalog.text(locale, f"button.{control.value}"))
         for control in controls
     ]
-
-
-@dataclass(frozen=True)
-class ControlledCard:
-    """A rendered card with its own buttons in the row after its links."""
-
-    card: RenderedMessage
-    task_id: str
-    controls: tuple[Control, ...]
-    locale: str
-
-    @property
-    def embeds(self) -> tuple[discord.Embed, ...]:
-        return self.card.embeds
-
-    @property
-    def fingerprint(self) -> str:
-        if not self.controls:
-            return self.card.fingerprint
-        extra = f"{self.card.fingerprint}|{self.locale}|{','.join(self.controls)}"
-        return hashlib.sha256(extra.encode()).hexdigest()
-
-    def view(self) -> discord.ui.View | None:
-        links = list(self.card.buttons)
-        rows = max((button.row for button in links), default=-1) + 1
-        controls = list(self.controls)
-        if controls and rows >= MAX_ROWS:
-            if len(links) <= (MAX_ROWS - 1) * BUTTONS_PER_ROW:
-                rows = -(-len(links) // BUTTONS_PER_ROW)
-                links = [
-                    type(button)(button.label, button.url, index // BUTTONS_PER_ROW)
-                    for index, button in enumerate(links)
-                ]
-            else:
-                controls = []  # the download links matter more
-        if not links and not controls:
-            return None
-        view = discord.ui.View(timeout=None)
-        for button in links:
-            view.add_item(
-                discord.ui.Button(
-                    style=discord.ButtonStyle.link,
-                    label=button.label,
-                    url=button.url,
-                    row=button.row,
-                )
-            )
-        for item in control_items(self.task_id, controls, locale=self.locale, row=rows):
-            view.add_item(item)
-        return view
 
 
 def with_controls(
@@ -293,5 +230,10 @@ def with_controls(
     *,
     locale: str,
     private: bool = False,
-) -> ControlledCard:
-    return ControlledCard(card, task_id, controls_for(task, notice, private=private), locale)
+) -> RenderedMessage:
+    """`card` with the buttons its state calls for, at its foot."""
+    controls = controls_for(task, notice, private=private)
+    if not controls:
+        return card
+    items = control_items(task_id, controls, locale=locale)
+    return card.with_controls(items, state=f"{locale}|{','.join(controls)}")

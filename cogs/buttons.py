@@ -15,7 +15,6 @@ from discord.ext import commands
 from bot.app import SunoBot
 from bot.controls import LyricsPageButton
 from bot.i18n import default_catalog
-from bot.render.budget import DESCRIPTION_LIMIT
 from bot.safety import escape, truncate
 from bot.suno.errors import RelayError
 from bot.suno.models import Task
@@ -26,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # One Refresh per message this often, however many people press it: the relay is shared.
 REFRESH_COOLDOWN_SECONDS = 10.0
-# A page of lyrics: an embed description, with room for the song's heading.
-PAGE_CHARACTERS = DESCRIPTION_LIMIT - 300
+# A page of lyrics: a card's text (4 000 characters), with room for its heading and page number.
+PAGE_CHARACTERS = 4000 - 300
 _COOLDOWN_MEMORY = 1000
 
 Interaction = discord.Interaction[Any]
@@ -135,7 +134,7 @@ class Buttons(commands.Cog):
         if not task_id:
             await self._say(interaction, "control.unknown_task")
             return
-        task = self.bot.tracker.last_task(task_id) or await self.bot.relay.fetch(task_id)
+        task = self.bot.tracker.latest(task_id) or await self.bot.relay.fetch(task_id)
         pages = lyrics_pages(task)
         if not pages:
             await interaction.edit_original_response(
@@ -144,46 +143,45 @@ class Buttons(commands.Cog):
             return
         index = min(page or 0, len(pages) - 1)
         await interaction.edit_original_response(
-            content=None,
-            embed=self._lyrics_page(interaction, pages, index),
-            view=self._pager(interaction, task_id, index, len(pages)),
+            view=self._lyrics_card(interaction, task_id, pages, index)
         )
 
-    def _lyrics_page(self, interaction: Interaction, pages: list[str], index: int) -> discord.Embed:
-        embed = discord.Embed(
-            title=self._t(interaction, "label.lyrics"),
-            description=pages[index],
-            colour=discord.Colour.brand_green(),
+    def _lyrics_card(
+        self, interaction: Interaction, task_id: str, pages: list[str], index: int
+    ) -> discord.ui.LayoutView:
+        """One page of lyrics as a card; with more than one, the page number and the pager."""
+        card: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(
+            accent_colour=discord.Colour.brand_green()
         )
+        title = self._t(interaction, "label.lyrics")
+        card.add_item(discord.ui.TextDisplay(f"### {title}\n{pages[index]}"))
         if len(pages) > 1:
-            embed.set_footer(
-                text=self._t(interaction, "lyrics.page", page=index + 1, pages=len(pages))
+            where = self._t(interaction, "lyrics.page", page=index + 1, pages=len(pages))
+            card.add_item(discord.ui.TextDisplay(f"-# {where}"))
+            card.add_item(
+                discord.ui.ActionRow(*self._pager(interaction, task_id, index, len(pages)))
             )
-        return embed
+        view = discord.ui.LayoutView(timeout=None)
+        view.add_item(card)
+        return view
 
     def _pager(
         self, interaction: Interaction, task_id: str, index: int, pages: int
-    ) -> discord.ui.View | None:
-        if pages <= 1:
-            return None
-        view = discord.ui.View(timeout=None)
-        view.add_item(
+    ) -> list[LyricsPageButton]:
+        return [
             LyricsPageButton(
                 task_id,
                 max(index - 1, 0),
                 self._t(interaction, "button.previous"),
                 disabled=index == 0,
-            )
-        )
-        view.add_item(
+            ),
             LyricsPageButton(
                 task_id,
                 min(index + 1, pages - 1),
                 self._t(interaction, "button.next"),
                 disabled=index == pages - 1,
-            )
-        )
-        return view
+            ),
+        ]
 
     # Refresh
 

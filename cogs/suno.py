@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from datetime import timedelta
@@ -13,7 +14,16 @@ from discord.ext import commands
 
 from bot.app import SunoBot
 from bot.i18n import command_text
-from bot.render import Notice, render_error
+from bot.render import (
+    DIGEST_MARK,
+    PICK_EVENT,
+    ClipPicker,
+    Notice,
+    RenderedMessage,
+    render_error,
+    render_picked,
+    task_digest,
+)
 from bot.suno.errors import RelayError
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
@@ -85,9 +95,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         watch = await self.bot.store.add(self._new_watch(interaction, task_id, options))
         try:
             callback = await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
+                view=rendered.view(), ephemeral=private
             )
         except discord.HTTPException:
             # No message was created (the interaction is gone): nothing to keep up to date.
@@ -144,9 +152,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             )
         )
         try:
-            await interaction.edit_original_response(
-                embeds=list(rendered.embeds), view=rendered.view()
-            )
+            # A deferred reply cannot carry the Components V2 flag; this first edit sets it.
+            await interaction.edit_original_response(view=rendered.view())
         except discord.HTTPException as exc:
             # The tracker's next poll shows the task instead; the "thinking" message never stays.
             log.info("first edit of watch %s failed: HTTP %s", watch.id, exc.status)
@@ -162,7 +169,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     ) -> None:
         if private:
             message = render_error(message_key, locale=str(interaction.locale))
-            await interaction.edit_original_response(embeds=list(message.embeds), view=None)
+            await interaction.edit_original_response(view=message.view())
             return
         # A public "thinking" message cannot become private: replace it with a private note.
         await interaction.delete_original_response()
@@ -219,6 +226,71 @@ class _Options:
     notify: bool
 
 
+class ClipPicks(commands.Cog):
+    """Answers a card's clip picker with the chosen clips, privately: from the followed task,
+    else from the relay; a card whose task is gone gets a short private note instead."""
+
+    def __init__(self, bot: SunoBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener(f"on_{PICK_EVENT}")
+    async def on_clip_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        try:
+            await self._answer_pick(interaction, ref, values)
+        except Exception:
+            log.exception("could not answer a clip pick for %s", ref)
+            if not interaction.response.is_done():
+                await reply_error(interaction, "error.internal")
+                return
+            failed = render_error("error.internal", locale=_user_locale(interaction))
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit_private(interaction, failed)
+
+    async def _answer_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        locale = _user_locale(interaction)
+        task = self._followed_task(ref)
+        if task is None and ref.startswith(DIGEST_MARK):
+            await reply_error(interaction, "error.card_unknown")
+            return
+        if task is None:
+            # The relay may take a while: the private answer starts as "thinking".
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                task = await self.bot.relay.fetch(ref)
+            except RelayError as exc:
+                key = (
+                    "error.card_unknown"
+                    if exc.message_key == "error.task_not_found"
+                    else exc.message_key
+                )
+                await self._edit_private(interaction, render_error(key, locale=locale))
+                return
+        rendered = render_picked(task, values, locale=locale)
+        if rendered is None:
+            rendered = render_error("error.picked_nothing", locale=locale)
+        if interaction.response.is_done():
+            await self._edit_private(interaction, rendered)
+        else:
+            await interaction.response.send_message(view=rendered.view(), ephemeral=True)
+
+    def _followed_task(self, ref: str) -> Task | None:
+        tracker = self.bot.tracker
+        if not ref.startswith(DIGEST_MARK):
+            return tracker.latest(ref)
+        digest = ref.removeprefix(DIGEST_MARK)
+        found = (tid for tid in tracker.followed_ids() if task_digest(tid) == digest)
+        task_id = next(found, None)
+        return tracker.latest(task_id) if task_id is not None else None
+
+    async def _edit_private(self, interaction: Interaction, rendered: RenderedMessage) -> None:
+        # The deferred reply takes the Components V2 flag with this edit.
+        await interaction.edit_original_response(view=rendered.view())
+
+
+def _user_locale(interaction: Interaction) -> str:
+    return str(interaction.locale)
+
+
 def _card_locale(interaction: Interaction, *, private: bool) -> str:
     """The language of the status message: a public card speaks the server's language (the
     user's outside a server); a private one, and every error, the user's."""
@@ -235,3 +307,6 @@ def _transient(error: BaseException | None) -> RelayError | None:
 async def setup(bot: commands.Bot) -> None:
     assert isinstance(bot, SunoBot)
     await bot.add_cog(Suno(bot))
+    await bot.add_cog(ClipPicks(bot))
+    # Pickers on cards sent before a restart keep working: their custom id names the task.
+    bot.add_dynamic_items(ClipPicker)

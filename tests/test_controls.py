@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import discord
 import pytest
 
 from bot.app import StatusPresenter
 from bot.controls import CUSTOM_ID_LIMIT, controls_for, custom_id
-from bot.render import Notice
+from bot.render import Notice, RenderedMessage
 from bot.suno.models import Task, task_from_data
 from cogs.buttons import PAGE_CHARACTERS, lyrics_pages
+from tests.kit.cards import JSONObject, body_of, components_of, link_buttons, walk
+from tests.kit.discord_limits import ACTION_ROW, validate_message_payload
 from tests.kit.payloads import clip, clip_ids_for, task_payload
 
 LYRICS = "[Verse]\nCity lights are calling me home"
@@ -59,36 +58,36 @@ def test_a_custom_id_carries_the_task_id_when_it_fits() -> None:
     assert len(custom_id("page", "y" * 79, page=999)) <= CUSTOM_ID_LIMIT
 
 
-def rows_of(view: discord.ui.View) -> list[list[dict[str, Any]]]:
-    payload = view.to_components()
-    return [row["components"] for row in payload]
+def controls_row(card: RenderedMessage) -> list[JSONObject]:
+    """The last action row of the card: the bot's own buttons."""
+    rows = [c for c in walk(components_of(card)) if c.get("type") == ACTION_ROW]
+    return list(rows[-1]["components"])
 
 
-@pytest.mark.parametrize("count", [1, 2, 5, 10])
-def test_the_buttons_take_a_row_after_every_link(count: int) -> None:
-    task = music("IN_PROGRESS", "streaming", count=count)
+@pytest.mark.parametrize("count", [1, 2, 5, 12, 30])
+def test_the_buttons_sit_at_the_foot_of_every_card_within_its_limits(count: int) -> None:
+    task = music("IN_PROGRESS", "streaming", count=count, lyrics=LYRICS)
     card = PRESENTER.task(task, locale="en-US")
-    view = card.view()
-    assert view is not None
-    rows = rows_of(view)
-    assert len(rows) <= 5
-    assert all(len(row) <= 5 for row in rows)
-    links = [b for row in rows for b in row if b.get("url")]
-    assert len(links) == len(card.card.buttons), "every link stays"
-    assert [b.get("custom_id") for b in rows[-1]] == [
+    assert [b.get("custom_id") for b in controls_row(card)] == [
+        "suno:lyrics:t",
         "suno:refresh:t",
         "suno:stop:t",
         "suno:notify:t",
     ]
-    assert [b["label"] for b in rows[-1]] == ["Refresh", "Stop updates", "Notify me"]
+    assert [b["label"] for b in controls_row(card)] == [
+        "Lyrics",
+        "Refresh",
+        "Stop updates",
+        "Notify me",
+    ]
+    assert validate_message_payload(body_of(card), v2=True) == []
+    assert link_buttons(components_of(card)), "the links stay"
 
 
 def test_labels_speak_the_card_language_and_change_the_fingerprint() -> None:
     task = music("IN_PROGRESS", "streaming")
     english, german = PRESENTER.task(task, locale="en-US"), PRESENTER.task(task, locale="de")
-    view = german.view()
-    assert view is not None
-    assert [b["label"] for b in rows_of(view)[-1]] == [
+    assert [b["label"] for b in controls_row(german)] == [
         "Aktualisieren",
         "Updates stoppen",
         "Benachrichtigen",

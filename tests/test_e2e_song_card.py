@@ -14,6 +14,7 @@ from typing import Any
 import discord
 import pytest
 
+from tests.kit.cards import files
 from tests.kit.fake_cdn import FakeCdn, mp3_bytes
 from tests.kit.fake_discord import DEFAULT_USER_ID, EPHEMERAL, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay
@@ -102,6 +103,10 @@ async def test_the_songs_are_attached_in_an_edit_after_the_final_state(
     assert [a["size"] for a in message.attachments] == [40_000, 30_000]
     assert all(a["filename"].endswith(".mp3") for a in message.attachments)
     assert all(a["content_type"] == "audio/mpeg" for a in message.attachments)
+    # The card plays each song in its own block (a File component naming its attachment).
+    assert files(message.components) == [
+        f"attachment://{a['filename']}" for a in message.attachments
+    ]
     assert shows_done(message)
     assert [label for label, _ in link_buttons(message)] == [
         "MP3 · 1",
@@ -215,6 +220,7 @@ async def test_a_refused_download_leaves_the_links_only_card(
     assert "a.mp3" not in line and "moved.mp3" not in line, "no URL path in the log"
     assert shows_done(message)
     assert message.attachments == []
+    assert files(message.components) == []
     assert edits_with_files(message) == []
     assert [label for label, _ in link_buttons(message)] == ["MP3 · 1", "MP4 · 1"]
     assert len(fake.messages) == 1, "nobody is told about it"
@@ -256,9 +262,7 @@ async def test_a_running_card_has_refresh_stop_and_notify_and_a_done_one_lyrics(
         ]
         await fake.wait_for(lambda: shows_done(message))
     assert fake.custom_ids(message.id) == ["suno:lyrics:buttons"]
-    # Its links stay; the card's own buttons take the row after them.
-    rows = [[c.get("label") for c in row["components"]] for row in message.components]
-    assert rows == [["MP3 · 1", "MP4 · 1"], ["Lyrics"]]
+    assert [label for label, _ in link_buttons(message)] == ["MP3 · 1", "MP4 · 1"]
 
 
 async def test_stop_is_refused_privately_to_others_and_done_by_a_moderator(
@@ -303,7 +307,7 @@ async def test_the_requester_stops_and_refresh_revives_the_card_after_a_restart(
         await pressed.wait_callback()
         lyrics = fake.message_for(pressed)
         assert lyrics is not None
-        await fake.wait_for(lambda: bool(lyrics.embeds))
+        await fake.wait_for(lambda: "Lyrics" in text_of(lyrics))
     assert lyrics.ephemeral
     assert "City lights are calling me home" in text_of(lyrics)
 
@@ -375,7 +379,7 @@ async def test_lyrics_come_privately_in_pages(
         await interaction.wait_callback()
         lyrics = fake.message_for(interaction)
         assert lyrics is not None and lyrics.ephemeral
-        await fake.wait_for(lambda: bool(lyrics.embeds))
+        await fake.wait_for(lambda: "Lyrics" in text_of(lyrics))
         assert "line number 0 " in text_of(lyrics)
         assert "Page 1 of" in text_of(lyrics)
         [_, forward] = fake.custom_ids(lyrics.id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import sqlite3
@@ -22,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import StatusPresenter
-from bot.controls import ControlledCard
 from bot.i18n import default_catalog
 from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
@@ -33,6 +31,7 @@ from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import Presenter, Tracker
 from bot.tracking.updater import FinalEditObserver
+from tests.kit.cards import card_text, components_of, link_buttons
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RecordedRelayRequest, RelayReply
 from tests.kit.payloads import (
     ClipFamily,
@@ -79,14 +78,14 @@ async def settle(intervals: int = 5) -> None:
 PRESENTER = StatusPresenter(WATCH_TIMEOUT)
 
 
-def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) -> ControlledCard:
+def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) -> RenderedMessage:
     """The message a watch of `task` shows, as the bot's presenter renders it."""
     return PRESENTER.task(task, locale=locale, notice=notice)
 
 
-def shown_text(message: RenderedMessage | ControlledCard) -> str:
-    """The embeds a rendered message carries, as JSON: enough to search for a line."""
-    return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
+def shown_text(message: RenderedMessage) -> str:
+    """The text a rendered card shows."""
+    return card_text(components_of(message))
 
 
 def notice_text(notice: Notice) -> str:
@@ -271,7 +270,7 @@ def fingerprints(payloads: Sequence[Payload]) -> list[str]:
     return [rendered(payload).fingerprint for payload in payloads]
 
 
-def rendered(payload: Payload, notice: Notice | None = None) -> ControlledCard:
+def rendered(payload: Payload, notice: Notice | None = None) -> RenderedMessage:
     return render(task_from_data(payload), locale=LOCALE, notice=notice)
 
 
@@ -351,7 +350,7 @@ async def test_music_timeline_ends_on_success_then_finishes_the_watch_and_stops_
     await until(rig.ended(watch), "the watch to finish")
 
     final = rendered(timeline[-1])
-    assert final.card.buttons, "the success rendering carries the song links"
+    assert link_buttons(components_of(final)), "the success rendering carries the song links"
     assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, final.fingerprint)
     assert tracker.stats().tasks == 0
@@ -1130,7 +1129,7 @@ async def test_render_failure_for_one_watch_does_not_stop_the_others(
     class Faulty(StatusPresenter):
         def task(
             self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
-        ) -> ControlledCard:
+        ) -> RenderedMessage:
             if locale == "xx-broken":
                 raise RuntimeError("render failed")
             return super().task(task, locale=locale, notice=notice, private=private)
@@ -1164,7 +1163,7 @@ async def test_render_failure_at_a_deadline_does_not_stop_polling(
     class Faulty(StatusPresenter):
         def task(
             self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
-        ) -> ControlledCard:
+        ) -> RenderedMessage:
             if notice is Notice.AUTO_REFRESH_STOPPED:
                 raise RuntimeError("render failed")
             return super().task(task, locale=locale, notice=notice, private=private)

@@ -259,6 +259,8 @@ class _RawMetadata(_Raw):
     duration: Number = None
     error_type: Text = None
     error_message: Text = None
+    stem_from_id: Text = None
+    stem_type_group_name: Text = None
 
 
 class _RawClip(_Raw):
@@ -281,6 +283,8 @@ class _RawClip(_Raw):
     image_url: Text = None
     image_large_url: Text = None
     video_url: Text = None
+    stem_from_id: Text = None
+    stem_type_group_name: Text = None
     metadata: Annotated[_RawMetadata | None, BeforeValidator(_as_mapping)] = None
 
 
@@ -314,6 +318,9 @@ class Clip:
     stream_url: str | None = None
     video_url: str | None = None
     error_message: str | None = None
+    # A stem split's part ("Vocals", "Drums") and the id of the song it was split from.
+    stem_type: str | None = None
+    stem_from_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +435,8 @@ def _clip_from(raw: _RawClip, index: int) -> Clip:
         stream_url=stream,
         video_url=media_url(raw.video_url),
         error_message=_first(meta.error_message, raw.error_message, raw.msg, meta.error_type),
+        stem_type=_first(meta.stem_type_group_name, raw.stem_type_group_name),
+        stem_from_id=_first(meta.stem_from_id, raw.stem_from_id),
     )
 
 

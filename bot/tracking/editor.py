@@ -42,12 +42,9 @@ class EditResult(Enum):
 
 
 class MessageContent(Protocol):
-    """What the editor sends; a RenderedMessage provides it."""
+    """What the editor sends (a Components V2 card); a RenderedMessage provides it."""
 
-    @property
-    def embeds(self) -> tuple[discord.Embed, ...]: ...
-
-    def view(self) -> discord.ui.View | None: ...
+    def view(self) -> discord.ui.LayoutView: ...
 
 
 class EditObserver(Protocol):
@@ -96,12 +93,7 @@ class MessageEditor:
         # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
         # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
-        request = webhook.edit_message(
-            ORIGINAL_RESPONSE,
-            embeds=list(message.embeds),
-            view=message.view(),
-            **_uploads(files),
-        )
+        request = webhook.edit_message(ORIGINAL_RESPONSE, **_card_edit(message, files))
         return await self._attempt(request, via="interaction", route="token")
 
     async def edit_channel_message(
@@ -113,9 +105,7 @@ class MessageEditor:
         files: Sequence[discord.File] = (),
     ) -> EditResult:
         channel = self._client.get_partial_messageable(channel_id)
-        request = channel.get_partial_message(message_id).edit(
-            embeds=list(message.embeds), view=message.view(), **_uploads(files)
-        )
+        request = channel.get_partial_message(message_id).edit(**_card_edit(message, files))
         return await self._attempt(request, via="channel", route="channel")
 
     async def _attempt(self, request: Awaitable[Any], *, via: str, route: str) -> EditResult:
@@ -137,10 +127,16 @@ class MessageEditor:
         return result
 
 
-def _uploads(files: Sequence[discord.File]) -> dict[str, Any]:
-    """The edit's `attachments`, only when there are files: leaving it out keeps the message's
-    attachments, and an empty list would remove them."""
-    return {"attachments": list(files)} if files else {}
+def _card_edit(message: MessageContent, files: Sequence[discord.File] = ()) -> dict[str, Any]:
+    """The edit that shows `message`: discord.py sets the Components V2 flag for a layout, and
+    `embeds: []` turns a message that still shows embeds (sent before the cards) into a card
+    (discord.py's typing offers no `embeds` beside a layout; its edit sends both as given).
+    `attachments` is sent only with files: leaving it out keeps the message's attachments (the
+    songs stay on later edits), and an empty list would remove them."""
+    edit: dict[str, Any] = {"embeds": [], "view": message.view()}
+    if files:
+        edit["attachments"] = list(files)
+    return edit
 
 
 def _describe(error: Exception) -> str:

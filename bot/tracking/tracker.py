@@ -220,11 +220,6 @@ class Tracker:
         updater = followed.updaters.get(watch_id) if followed is not None else None
         return updater is not None and updater.outcome is None
 
-    def last_task(self, task_id: str) -> Task | None:
-        """The newest answer about `task_id`, while a watch follows it."""
-        followed = self._followed.get(task_id)
-        return followed.polled.last if followed is not None else None
-
     def _forget(self, updater: MessageUpdater) -> None:
         task_id = updater.watch.task_id
         followed = self._followed.get(task_id)
@@ -342,6 +337,14 @@ class Tracker:
                 await self._housekeep()
             except Exception:
                 log.exception("store housekeeping failed")
+
+    def latest(self, task_id: str) -> Task | None:
+        """The newest answer about a followed task; None for a task not followed."""
+        followed = self._followed.get(task_id)
+        return followed.polled.last if followed is not None else None
+
+    def followed_ids(self) -> list[str]:
+        return list(self._followed)
 
     # -- what the poller found -----------------------------------------------------------
 

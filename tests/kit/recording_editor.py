@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from bot.controls import ControlledCard
 from bot.render import RenderedMessage
 from bot.tracking.editor import EditResult, MessageContent
 
@@ -26,7 +25,7 @@ class RecordedEdit:
     token: str | None
     channel_id: int | None
     message_id: int | None
-    message: RenderedMessage | ControlledCard
+    message: RenderedMessage
     result: EditResult | None  # None when the call raised or was cancelled
     at: float  # time.time() when the call was made (the clock interaction expiry is read on)
     mono: float  # time.monotonic() when the call was made (the clock relay requests are stamped on)
@@ -102,9 +101,7 @@ class RecordingEditor:
         channel_id: int | None = None,
         message_id: int | None = None,
     ) -> EditResult:
-        assert isinstance(message, RenderedMessage | ControlledCard), (
-            "the tracker sends rendered messages"
-        )
+        assert isinstance(message, RenderedMessage), "the tracker sends rendered messages"
         probe = RecordedEdit(
             path,
             application_id,

@@ -15,6 +15,7 @@ from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from tests.kit.cards import find_component
 from tests.kit.fake_discord.builders import Identity
 from tests.kit.fake_discord.gateway import FakeGateway
 from tests.kit.fake_discord.handlers import CommandHandlers
@@ -325,14 +326,50 @@ class FakeDiscord:
             permissions=permissions,
         )
 
+    async def choose(
+        self,
+        message_id: int,
+        custom_id: str,
+        values: list[str],
+        *,
+        locale: str = "en-US",
+        user_id: int = DEFAULT_USER_ID,
+    ) -> FakeInteraction:
+        """Dispatch a choice in a string select menu (INTERACTION_CREATE, type 3) of a stored
+        message; Discord refuses a select or values the message does not show."""
+        message = self.messages[message_id]
+        select = find_component(message.components, custom_id)
+        if select is None or select.get("type") != 3:
+            raise AssertionError(f"message {message_id} shows no select menu {custom_id!r}")
+        offered = {str(option.get("value")) for option in select.get("options", [])}
+        if not values or not set(values) <= offered or len(values) > select.get("max_values", 1):
+            raise AssertionError(f"{values!r} cannot be chosen in {custom_id!r}")
+        return await self._dispatch_interaction(
+            3,
+            {"custom_id": custom_id, "component_type": 3, "values": list(values)},
+            user_id=user_id,
+            channel_id=message.channel_id,
+            guild=message.guild_id is not None,
+            locale=locale,
+            created_at=None,
+            message=message,
+        )
+
     def custom_ids(self, message_id: int) -> list[str]:
         """The custom ids of the buttons and selects on a stored message, in order."""
-        return [
-            str(component["custom_id"])
-            for row in self.messages[message_id].components
-            for component in row.get("components", [])
-            if "custom_id" in component
-        ]
+        found: list[str] = []
+
+        def walk(components: list[JSONObject]) -> None:
+            for component in components:
+                if "custom_id" in component:
+                    found.append(str(component["custom_id"]))
+                walk(list(component.get("components") or []))
+                accessory = component.get("accessory")
+                if isinstance(accessory, dict):
+                    walk([accessory])
+
+        walk(self.messages[message_id].components)
+        return found
 
     def replies_to(self, message_id: int) -> list[FakeMessage]:
         """The messages posted as replies to `message_id`."""

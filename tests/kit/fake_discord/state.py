@@ -11,6 +11,7 @@ from tests.kit.fake_discord import builders
 from tests.kit.fake_discord.builders import Identity
 from tests.kit.fake_discord.records import (
     EPHEMERAL,
+    IS_COMPONENTS_V2,
     LOADING,
     MESSAGE_FLAGS,
     SUPPRESS_EMBEDS,
@@ -27,6 +28,7 @@ from tests.kit.fake_discord.validation import (
     check_message_body,
     errors_tree,
     invalid_form,
+    layout_transition_violations,
     would_be_empty,
 )
 from tests.kit.snowflakes import SnowflakeSource, snowflake_at
@@ -222,6 +224,11 @@ class FakeState:
             flags = data.get("flags") or 0
             if not isinstance(flags, int):
                 raise invalid_form(errors_tree(["data.flags: Must be an integer."]))
+            if flags & IS_COMPONENTS_V2:
+                # A deferred reply has no components yet: the flag comes with the first edit.
+                raise invalid_form(
+                    errors_tree(["data.flags: IS_COMPONENTS_V2 cannot be set on a deferred reply"])
+                )
             return self.create_message(
                 {"flags": flags & EPHEMERAL},
                 [],
@@ -317,13 +324,18 @@ class FakeState:
         via: EditVia,
         problem_prefix: str = "",
     ) -> None:
-        check_message_body(body, uploads, problem_prefix)
+        v2 = bool(message.flags & IS_COMPONENTS_V2)
+        check_message_body(body, uploads, problem_prefix, v2=v2)
+        transition = layout_transition_violations(message, body)
+        if transition:
+            raise invalid_form(errors_tree([problem_prefix + p for p in transition]))
         if would_be_empty(message, body, uploads):
             raise DiscordError(400, 50006, "Cannot send an empty message")
         self._apply_body(message, body, uploads)
         flags = body.get("flags")
         if isinstance(flags, int):
             message.flags = (message.flags & ~SUPPRESS_EMBEDS) | (flags & SUPPRESS_EMBEDS)
+            message.flags |= flags & IS_COMPONENTS_V2
         message.flags &= ~LOADING
         message.edited_at = datetime.now(UTC)
         message.edits.append(EditRecord(via, copy.deepcopy(body), time.monotonic()))
