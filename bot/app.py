@@ -6,12 +6,12 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import discord
 from discord.ext import commands
 
-from bot.audio import AudioDownloader, SongFile, SongFiles
+from bot.audio import AudioDownloader, SongFiles
 from bot.completion import Completion
 from bot.config import Settings
 from bot.controls import DYNAMIC_ITEMS, ControlHandler, with_controls
@@ -84,9 +84,9 @@ class StatusPresenter:
         )
         return with_controls(card, task_id, None, notice, locale=locale)
 
-    def finished_card(self, task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent:
-        """The finished card for the edit that attaches `files`, each played in its song's block."""
-        audio = {song.clip_id: song.filename for song in files}
+    def finished_card(self, task: Task, watch: Watch, audio: Mapping[str, str]) -> MessageContent:
+        """The finished card for the edit that attaches songs, each played in its song's block
+        (`audio`: clip id -> file name) where the card has room."""
         return self._card(
             task, locale=watch.locale, notice=None, private=watch.ephemeral, audio=audio
         )

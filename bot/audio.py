@@ -16,7 +16,7 @@ import logging
 import re
 import socket
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -252,10 +252,16 @@ class SongFiles:
     def __init__(self, downloader: AudioDownloader) -> None:
         self._downloader = downloader
 
-    async def fetch(self, task: Task, limit: int) -> list[SongFile]:
+    async def fetch(
+        self, task: Task, limit: int, wanted: Collection[str] | None = None
+    ) -> list[SongFile]:
+        """The files, in the card's order; `wanted` (clip ids) limits them to the songs the
+        card has room to play."""
         files: list[SongFile] = []
         room = limit
         for number, clip in playable_clips(task):
+            if wanted is not None and clip.id not in wanted:
+                continue
             if room <= 0:
                 break
             assert clip.audio_url is not None

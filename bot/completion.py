@@ -4,13 +4,13 @@ told, then the songs' MP3s attached to the card in a second edit."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
-from bot.audio import SongFile, SongFiles
+from bot.audio import SongFiles, playable_clips, song_filename
 from bot.i18n import Catalog, default_catalog
 from bot.safety import escape, truncate
 from bot.suno.errors import RelayError
@@ -28,6 +28,8 @@ MAX_AUDIO_ATTEMPTS = 2
 # recently; older cards are left as they are.
 FOLLOW_UP_WINDOW = timedelta(hours=1)
 _TITLE_LIMIT = 200
+# Discord's component type of a file shown in a Components V2 message.
+FILE_COMPONENT = 13
 
 
 class TaskFetcher(Protocol):
@@ -35,9 +37,24 @@ class TaskFetcher(Protocol):
 
 
 class CardRenderer(Protocol):
-    """The finished card again, for the edit that adds its files (a V2 card may place them)."""
+    """The finished card again, playing the files `audio` names (clip id -> file name)."""
 
-    def __call__(self, task: Task, watch: Watch, files: Sequence[SongFile]) -> MessageContent: ...
+    def __call__(self, task: Task, watch: Watch, audio: Mapping[str, str]) -> MessageContent: ...
+
+
+def played_files(message: MessageContent) -> set[str]:
+    """The attachments a card plays (its File components), by file name."""
+    found: set[str] = set()
+    view: Any = message.view()  # discord.py leaves to_components untyped
+    pending: list[Any] = list(view.to_components())
+    while pending:
+        component = pending.pop()
+        if isinstance(component, Mapping):
+            media = component.get("file")
+            if component.get("type") == FILE_COMPONENT and isinstance(media, Mapping):
+                found.add(str(media.get("url", "")).removeprefix("attachment://"))
+            pending.extend(component.get("components") or [])
+    return found
 
 
 def mentions_for(watch: Watch, subscribers: Sequence[int]) -> list[int]:
@@ -149,11 +166,15 @@ class Completion:
         assert self._songs is not None
         if not await self._store.claim_audio_attempt(watch.id, MAX_AUDIO_ATTEMPTS):
             return
-        files = await self._songs.fetch(task, watch.attachment_size_limit)
+        # Only the songs the card has room to play: a listed card of many songs plays fewer.
+        planned = {clip.id: song_filename(clip, n) for n, clip in playable_clips(task)}
+        shown = played_files(self._render(task, watch, planned))
+        wanted = {clip_id for clip_id, name in planned.items() if name in shown}
+        files = await self._songs.fetch(task, watch.attachment_size_limit, wanted) if wanted else []
         if not files:
             await self._store.set_audio(watch.id, AudioState.GIVEN_UP)
             return
-        message = self._render(task, watch, files)
+        message = self._render(task, watch, {song.clip_id: song.filename for song in files})
         result = await self._edit(watch, token, message, [song.to_file() for song in files])
         if result is EditResult.OK:
             await self._store.set_audio(watch.id, AudioState.ATTACHED)

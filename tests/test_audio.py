@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.audio import (
     AudioDownloader,
     AudioHost,
     AudioRefused,
+    _PublicOnlyResolver,
     is_public_address,
     parse_audio_hosts,
     song_filename,
@@ -178,3 +181,31 @@ def test_song_file_names_are_plain_ascii() -> None:
     assert song_filename(clip, 2) == "unicode-b-ca-b-2.mp3"
     untitled = Clip(id="c", state=ClipState.COMPLETE, raw_state="complete")
     assert song_filename(untitled, 1) == "song-1.mp3"
+
+
+class ScriptedResolver(AbstractResolver):
+    """What DNS answers, scripted: a public and a private address for every name."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=family, proto=0, flags=0)
+            for address in ("104.18.32.7", "10.0.0.5", "::ffff:127.0.0.1")
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_connection_goes_only_to_the_public_addresses_dns_gave() -> None:
+    resolver = _PublicOnlyResolver([AudioHost("cdn.example.com"), AudioHost("lan.cdn", 8080)])
+    resolver._inner = ScriptedResolver()  # type: ignore[assignment]
+    public = await resolver.resolve("cdn.example.com", 443)
+    assert [entry["host"] for entry in public] == ["104.18.32.7"]
+    # A host listed with its port is the operator's to vouch for, whatever its addresses.
+    trusted = await resolver.resolve("lan.cdn", 8080)
+    assert len(trusted) == 3
+    untrusted_port = await resolver.resolve("lan.cdn", 443)
+    assert [entry["host"] for entry in untrusted_port] == ["104.18.32.7"]
+    await resolver.close()

@@ -9,7 +9,7 @@ from bot.controls import CUSTOM_ID_LIMIT, controls_for, custom_id
 from bot.render import Notice, RenderedMessage
 from bot.suno.models import Task, task_from_data
 from cogs.buttons import PAGE_CHARACTERS, lyrics_pages
-from tests.kit.cards import JSONObject, body_of, components_of, link_buttons, walk
+from tests.kit.cards import JSONObject, body_of, components_of, files, link_buttons, walk
 from tests.kit.discord_limits import ACTION_ROW, validate_message_payload
 from tests.kit.payloads import clip, clip_ids_for, task_payload
 
@@ -114,3 +114,16 @@ def test_lyrics_are_made_inert() -> None:
     [page] = lyrics_pages(task)
     assert "@everyone" not in page.replace("@\u200beveryone", "")
     assert "**bold**" not in page
+
+
+@pytest.mark.parametrize("count", [2, 12, 30])
+def test_a_finished_card_with_every_song_attached_keeps_every_limit(count: int) -> None:
+    task = music("SUCCESS", "complete", count=count, lyrics=LYRICS)
+    audio = {clip.id: f"song-{n}.mp3" for n, clip in enumerate(task.clips[:10], start=1)}
+    card = PRESENTER._card(task, locale="en-US", notice=None, private=False, audio=audio)
+    assert validate_message_payload(body_of(card), v2=True) == []
+    assert [b.get("custom_id") for b in controls_row(card)] == ["suno:lyrics:t"]
+    shown = files(components_of(card))
+    assert set(shown) <= {f"attachment://{name}" for name in audio.values()}
+    if count <= 3:
+        assert len(shown) == count, "each song plays in its own block"

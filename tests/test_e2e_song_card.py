@@ -121,6 +121,21 @@ async def test_the_songs_are_attached_in_an_edit_after_the_final_state(
     assert private_answers(fake) == []
 
 
+async def test_a_card_of_many_songs_gets_only_the_songs_it_has_room_to_play(
+    fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path
+) -> None:
+    urls = [cdn.put(f"s{n}.mp3", mp3_bytes(2000)) for n in range(12)]
+    relay.add_task("many", song_timeline("many", urls))
+    settings = bot_settings(relay, database, AUDIO_HOSTS=cdn.host)
+    async with running_bot(fake, settings):
+        message = await ask(fake, database, "many")
+        await fake.wait_for(lambda: stored(database, "audio") in (["attached"], ["given_up"]))
+    played = files(message.components)
+    assert played == [f"attachment://{a['filename']}" for a in message.attachments]
+    assert len(cdn.requests) == len(played), "no song is downloaded that the card cannot play"
+    assert len(link_buttons(message)) >= 1
+
+
 async def test_songs_cut_off_by_a_stop_are_attached_after_the_restart_and_only_then(
     fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path
 ) -> None:
