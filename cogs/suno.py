@@ -115,7 +115,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
         await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
-        watch = dataclasses.replace(watch, message_id=message_id)
+        # The requester sees it done already: nobody is mentioned, the songs still follow.
+        watch = dataclasses.replace(watch, message_id=message_id, notify_requester=False)
         self.bot.tracker.follow_up(watch, task, interaction.token)
 
     async def _answer_late(

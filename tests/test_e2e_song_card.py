@@ -460,3 +460,17 @@ async def test_without_channel_access_the_reply_comes_through_the_interaction(
     assert note.content.startswith(f"<@{DEFAULT_USER_ID}> ")
     assert note.allowed_mentions == {"parse": [], "users": [DEFAULT_USER_ID]}
     assert not note.ephemeral
+
+
+async def test_a_task_already_done_gets_its_songs_and_no_mention(
+    fake: FakeDiscord, relay: FakeRelay, cdn: FakeCdn, database: Path
+) -> None:
+    relay.add_task("ready", song_timeline("ready", [cdn.put("a.mp3", mp3_bytes(3000))])[-1:])
+    settings = bot_settings(relay, database, AUDIO_HOSTS=cdn.host)
+    async with running_bot(fake, settings):
+        message = await ask(fake, database, "ready", notify=True)
+        await fake.wait_for(lambda: stored(database, "audio") == ["attached"])
+    assert shows_done(message)
+    assert [a["size"] for a in message.attachments] == [3000]
+    assert fake.replies_to(message.id) == []
+    assert len(fake.messages) == 1
