@@ -6,6 +6,7 @@ from bot.controls import LyricsButton, LyricsPageButton, NotifyButton, RefreshBu
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
 from cogs.buttons import Buttons
+from cogs.keys import KeyGroup, KeyModal, ServerKey
 from cogs.suno import ClipPicks
 
 SunoBot.setup_hook  # called by discord.py before connecting
@@ -21,6 +22,9 @@ StopButton.from_custom_id  # likewise
 NotifyButton.from_custom_id  # likewise
 Buttons.cog_load  # called by discord.py when the cog is added
 Buttons.cog_unload  # called by discord.py when the cog is removed
+KeyModal.on_submit  # called by discord.py when the modal is sent
+KeyGroup.key_status  # an app command callback
+ServerKey.key_status  # an app command callback
 ClipPicker.from_custom_id  # called by discord.py when a card's picker is used
 ClipPicks.on_clip_pick  # a listener for the event the picker dispatches
 model_config  # pydantic and pydantic-settings read it from the class

@@ -16,6 +16,7 @@ from bot.completion import Completion
 from bot.config import Settings
 from bot.controls import DYNAMIC_ITEMS, ControlHandler, with_controls
 from bot.i18n import CommandTranslator, default_catalog
+from bot.keys import KeyedRelay, MemberKeys
 from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
@@ -28,7 +29,7 @@ from bot.tree import SunoCommandTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.suno", "cogs.buttons")
+EXTENSIONS = ("cogs.suno", "cogs.keys", "cogs.buttons")
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -104,6 +105,7 @@ class SunoBot(commands.Bot):
         settings: Settings,
         relay: RelayClient,
         store: BotStore,
+        keys: MemberKeys,
         metrics: Metrics | None = None,
     ) -> None:
         metrics = metrics or Metrics()
@@ -119,6 +121,10 @@ class SunoBot(commands.Bot):
         self.relay = relay
         self.store = store
         self.metrics = metrics
+        # Members' and servers' relay keys (off without KEY_ENCRYPTION_SECRET).
+        self.keys = keys
+        # The relay with the key each request chose: the command's first read and every poll.
+        self.keyed_relay = KeyedRelay(relay, keys)
         editor = MessageEditor(self, observer=metrics)
         self.presenter = StatusPresenter(settings.watch_timeout_seconds)
         self.audio = (
@@ -136,7 +142,7 @@ class SunoBot(commands.Bot):
         # What the card's buttons do; the buttons cog sets it when it loads.
         self.controls: ControlHandler | None = None
         self.tracker = Tracker(
-            source=relay,
+            source=self.keyed_relay,
             store=store,
             editor=editor,
             presenter=self.presenter,
@@ -193,7 +199,7 @@ class SunoBot(commands.Bot):
     async def _follow_up_interrupted(self) -> None:
         try:
             self._resuming = asyncio.current_task()
-            followed = await self.completion.resume(self.relay)
+            followed = await self.completion.resume(self.keyed_relay)
         except Exception:
             log.exception("could not finish what follows the watches that ended before the stop")
             return

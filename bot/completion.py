@@ -33,7 +33,9 @@ FILE_COMPONENT = 13
 
 
 class TaskFetcher(Protocol):
-    async def fetch(self, task_id: str) -> Task: ...
+    async def fetch(self, task_id: str, key_id: int | None = None) -> Task:
+        """The task, read with the stored key `key_id` (None: the operator's key)."""
+        ...
 
 
 class CardRenderer(Protocol):
@@ -105,7 +107,7 @@ class Completion:
         watches = await self._store.unfollowed(since)
         for watch in watches:
             try:
-                task = await relay.fetch(watch.task_id)
+                task = await relay.fetch(watch.task_id, watch.key_id)
             except RelayError as exc:
                 if not exc.transient:
                     await self._give_up(watch)

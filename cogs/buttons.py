@@ -15,6 +15,7 @@ from discord.ext import commands
 from bot.app import SunoBot
 from bot.controls import LyricsPageButton
 from bot.i18n import default_catalog
+from bot.keys import KeyChoice
 from bot.safety import escape, truncate
 from bot.suno.errors import RelayError
 from bot.suno.models import Task
@@ -128,13 +129,12 @@ class Buttons(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
         else:
             await interaction.response.defer()  # the pager edits its own message
-        if not task_id:
-            watch = await self._watch_of(interaction)
-            task_id = watch.task_id if watch is not None else ""
+        watch = await self._watch_of(interaction)
+        task_id = task_id or (watch.task_id if watch is not None else "")
         if not task_id:
             await self._say(interaction, "control.unknown_task")
             return
-        task = self.bot.tracker.latest(task_id) or await self.bot.relay.fetch(task_id)
+        task = self.bot.tracker.latest(task_id) or await self._read(interaction, task_id, watch)
         pages = lyrics_pages(task)
         if not pages:
             await interaction.edit_original_response(
@@ -145,6 +145,18 @@ class Buttons(commands.Cog):
         await interaction.edit_original_response(
             view=self._lyrics_card(interaction, task_id, pages, index)
         )
+
+    async def _read(self, interaction: Interaction, task_id: str, watch: Watch | None) -> Task:
+        """The task from the relay, with the key its card follows it with (a forgotten card:
+        the key of whoever pressed, as `/suno status` would choose)."""
+        if watch is not None and watch.task_id == task_id:
+            key_id = watch.key_id
+        else:
+            key_id = (await self._key_of(interaction)).key_id
+        return await self.bot.keyed_relay.fetch(task_id, key_id)
+
+    async def _key_of(self, interaction: Interaction) -> KeyChoice:
+        return await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
 
     def _lyrics_card(
         self, interaction: Interaction, task_id: str, pages: list[str], index: int
@@ -214,8 +226,8 @@ class Buttons(commands.Cog):
             await self._say(interaction, "control.unknown_task")
             return
         tracker = self.bot.tracker
-        if watch is not None and tracker.follows(watch.id, watch.task_id):
-            tracker.refresh(watch.task_id)
+        if watch is not None and tracker.follows(watch):
+            tracker.refresh(watch)
             return
         # Stopped, timed out, or forgotten: this press's token keeps the card current again.
         watch = await self._revive(interaction, message, task_id, watch)
@@ -236,6 +248,7 @@ class Buttons(commands.Cog):
                 deadline_at=deadline,
             )
         locale = interaction.guild_locale or interaction.locale
+        choice = await self._key_of(interaction)
         added = await store.add(
             NewWatch(
                 task_id=task_id,
@@ -250,6 +263,7 @@ class Buttons(commands.Cog):
                 token_expires_at=interaction.expires_at,
                 deadline_at=deadline,
                 attachment_size_limit=interaction.filesize_limit,
+                key_id=choice.key_id,
             )
         )
         await store.set_message_id(added.id, message.id)
@@ -269,7 +283,7 @@ class Buttons(commands.Cog):
         if interaction.user.id != watch.requester_id and not moderator:
             await self._say(interaction, "control.stop_not_allowed")
             return
-        if not self.bot.tracker.follows(watch.id, watch.task_id):
+        if not self.bot.tracker.follows(watch):
             await self._say(interaction, "control.already_stopped")
             return
         await interaction.response.defer()  # the card's last edit says it stopped

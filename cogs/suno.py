@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.app import SunoBot
 from bot.i18n import command_text
+from bot.keys import KeyChoice, KeySource
 from bot.render import (
     DIGEST_MARK,
     PICK_EVENT,
@@ -24,11 +25,10 @@ from bot.render import (
     render_picked,
     task_digest,
 )
-from bot.suno.errors import RelayError
+from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
 from bot.tracking.store import NewWatch, Watch, WatchOutcome
-from bot.tracking.updater import Message
 from bot.tree import reply_error
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,27 @@ ACKNOWLEDGE_BUDGET_SECONDS = 1.5
 Interaction = discord.Interaction[SunoBot]
 
 
+# What the requester is told when the relay does not know the task or refuses the key, by
+# whose key asked (with member keys on): theirs, the server's or the bot's.
+_NOT_FOUND = {
+    KeySource.OWN: "error.task_not_found.own",
+    KeySource.SERVER: "error.task_not_found.server",
+    KeySource.BOT: "error.task_not_found.bot",
+}
+_KEY_REJECTED = {
+    KeySource.OWN: "error.member_key_rejected",
+    KeySource.SERVER: "error.server_key_rejected",
+    KeySource.BOT: "error.key_rejected",
+}
+
+
 # Names stay English in every client (`/suno status task_id` is what people share and what
 # the messages say); descriptions are translated for each client by the tree's translator.
+# Installable to a server and to a member's account: a member who installed the app can show
+# their song wherever they are, even where the bot is not (it then edits only through the
+# interaction, for its 15 minutes, and says so when live updates end).
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 class Suno(commands.GroupCog, group_name="suno", group_description=command_text("command.suno")):
     def __init__(self, bot: SunoBot) -> None:
         self.bot = bot
@@ -57,42 +76,76 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         self, interaction: Interaction, task_id: str, private: bool = False, notify: bool = False
     ) -> None:
         task_id = normalize_task_id(task_id)
-        options = _Options(private=private, notify=notify)
-        fetch = asyncio.ensure_future(self.bot.relay.fetch(task_id))
+        choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
+        fetch = asyncio.ensure_future(self.bot.keyed_relay.fetch(task_id, choice.key_id))
         try:
             done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
             if not done:
-                await self._answer_late(interaction, task_id, fetch, options)
+                await self._answer_late(
+                    interaction, task_id, fetch, choice, private=private, notify=notify
+                )
                 return
             failure = _transient(fetch.exception())
             if failure is not None:
                 # The relay may be fine a second later: the message waits and the tracker asks.
                 locale = _card_locale(interaction, private=private)
-                rendered: Message = self.bot.presenter.unanswered(
+                rendered = self.bot.presenter.unanswered(
                     task_id, locale=locale, notice=Notice.RELAY_RETRYING
                 )
-                await self._reply(interaction, task_id, rendered, options, failure=failure)
+                await self._reply(
+                    interaction,
+                    task_id,
+                    rendered,
+                    choice,
+                    failure=failure,
+                    private=private,
+                    notify=notify,
+                )
+            elif isinstance(fetch.exception(), RelayError):
+                # A missing task or a refused key: a private note, and nothing to watch.
+                error = fetch.exception()
+                assert isinstance(error, RelayError)
+                await reply_error(interaction, self._message_key(error, choice))
             else:
-                task = fetch.result()  # not-found and a rejected key end here, privately
+                task = fetch.result()
                 rendered = self._render(interaction, task, private=private)
-                await self._reply(interaction, task_id, rendered, options, task=task)
+                await self._reply(
+                    interaction,
+                    task_id,
+                    rendered,
+                    choice,
+                    task=task,
+                    private=private,
+                    notify=notify,
+                )
         finally:
             fetch.cancel()
+
+    def _message_key(self, error: RelayError, choice: KeyChoice) -> str:
+        """What the requester reads for a relay failure; a missing task or a refused key
+        names whose key asked (and, where members may bring one, how to use their own)."""
+        if isinstance(error, TaskNotFound) and self.bot.keys.enabled:
+            return _NOT_FOUND[choice.source]
+        if isinstance(error, RelayKeyRejected):
+            return _KEY_REJECTED[choice.source]
+        return error.message_key
 
     async def _reply(
         self,
         interaction: Interaction,
         task_id: str,
-        rendered: Message,
-        options: _Options,
+        rendered: RenderedMessage,
+        choice: KeyChoice,
         *,
+        private: bool,
+        notify: bool = False,
         task: Task | None = None,
         failure: RelayError | None = None,
     ) -> None:
-        """Answers with `rendered`; the watch that keeps it current is stored before."""
-        # A task already finished is stored too, so its buttons find it and its songs follow.
-        private = options.private
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, options))
+        """Answers with `rendered`; the watch that keeps it current is stored before (a task
+        already finished is stored too, so its buttons find it and its songs follow)."""
+        new_watch = self._new_watch(interaction, task_id, choice, private=private, notify=notify)
+        watch = await self.bot.store.add(new_watch)
         try:
             callback = await interaction.response.send_message(
                 view=rendered.view(), ephemeral=private
@@ -124,12 +177,15 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         interaction: Interaction,
         task_id: str,
         fetch: asyncio.Future[Task],
-        options: _Options,
+        choice: KeyChoice,
+        *,
+        private: bool,
+        notify: bool,
     ) -> None:
-        private = options.private
         callback = await interaction.response.defer(ephemeral=private, thinking=True)
         # Stored before the relay answers, so a restart can still finish the "thinking" message.
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, options))
+        new_watch = self._new_watch(interaction, task_id, choice, private=private, notify=notify)
+        watch = await self.bot.store.add(new_watch)
         message_id = callback.message_id if callback is not None else None
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
@@ -140,7 +196,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         except RelayError as exc:
             if not exc.transient:
                 await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
-                await self._replace_with_error(interaction, exc.message_key, private=private)
+                message_key = self._message_key(exc, choice)
+                await self._replace_with_error(interaction, message_key, private=private)
                 return
             failure = exc
         rendered = (
@@ -195,12 +252,19 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         poll_now = fingerprint is None and failure is None
         self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
-    def _render(self, interaction: Interaction, task: Task, *, private: bool) -> Message:
+    def _render(self, interaction: Interaction, task: Task, *, private: bool) -> RenderedMessage:
         locale = _card_locale(interaction, private=private)
         return self.bot.presenter.task(task, locale=locale, private=private)
 
-    def _new_watch(self, interaction: Interaction, task_id: str, options: _Options) -> NewWatch:
-        private = options.private
+    def _new_watch(
+        self,
+        interaction: Interaction,
+        task_id: str,
+        choice: KeyChoice,
+        *,
+        private: bool,
+        notify: bool = False,
+    ) -> NewWatch:
         now = discord.utils.utcnow()
         return NewWatch(
             task_id=task_id,
@@ -214,17 +278,10 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
+            key_id=choice.key_id,
             attachment_size_limit=interaction.filesize_limit,
-            notify_requester=options.notify and not private,
+            notify_requester=notify and not private,
         )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Options:
-    """The optional choices of `/suno status`."""
-
-    private: bool
-    notify: bool
 
 
 class ClipPicks(commands.Cog):
@@ -256,8 +313,10 @@ class ClipPicks(commands.Cog):
         if task is None:
             # The relay may take a while: the private answer starts as "thinking".
             await interaction.response.defer(ephemeral=True, thinking=True)
+            # Read with the key of whoever asks, as `/suno status` would be.
+            choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
             try:
-                task = await self.bot.relay.fetch(ref)
+                task = await self.bot.keyed_relay.fetch(ref, choice.key_id)
             except RelayError as exc:
                 key = (
                     "error.card_unknown"

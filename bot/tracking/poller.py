@@ -23,9 +23,18 @@ log = logging.getLogger(__name__)
 
 
 class TaskSource(Protocol):
-    async def fetch(self, task_id: str) -> Task: ...
+    """The relay, asked with the key of row `key_id` (None: the operator's key)."""
 
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]: ...
+    async def fetch(self, task_id: str, key_id: int | None = None) -> Task: ...
+
+    async def fetch_many(
+        self, task_ids: Sequence[str], key_id: int | None = None
+    ) -> list[Task]: ...
+
+
+# A task is polled per key: a relay shows a task only to its creator's key, so an answer
+# read with one key is never shown to a watcher who chose another.
+PollKey = tuple[int | None, str]
 
 
 @dataclass(eq=False, slots=True)
@@ -39,6 +48,11 @@ class PolledTask:
     not_found: int = 0  # "no such task" answers in a row
     in_flight: bool = False
     answered: bool = False  # the relay was asked at least once, whatever it said
+    key_id: int | None = None  # the key it is polled with (None: the operator's)
+
+    @property
+    def poll_key(self) -> PollKey:
+        return (self.key_id, self.task_id)
 
     @property
     def has_news(self) -> bool:
@@ -84,7 +98,7 @@ class Poller:
         self._wanted = wanted
         self._spawn = spawn
         self._wake = wake
-        self.tasks: dict[str, PolledTask] = {}
+        self.tasks: dict[PollKey, PolledTask] = {}
         self.batch_mode: bool | None = None  # None until the relay has shown whether it batches
         self._reprobe_at = math.inf  # when to try the batch endpoint again (monotonic)
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
@@ -97,14 +111,17 @@ class Poller:
         poll_now: bool,
         last: Task | None,
         failure: RelayError | None = None,
+        key_id: int | None = None,
     ) -> PolledTask:
-        """Starts (or keeps) polling `task_id`; `last` is an answer already in hand, `failure`
-        how the last ask failed (the next poll then backs off as after any failed poll)."""
+        """Starts (or keeps) polling `task_id` with key `key_id`; `last` is an answer already
+        in hand, `failure` how the last ask failed (the next poll then backs off as after any
+        failed poll)."""
         now = self._clock.monotonic()
-        polled = self.tasks.get(task_id)
+        polled = self.tasks.get((key_id, task_id))
         if polled is None:
             first = now if poll_now else self._policy.next_poll(now)
-            polled = self.tasks[task_id] = PolledTask(task_id, next_poll=first)
+            polled = PolledTask(task_id, next_poll=first, key_id=key_id)
+            self.tasks[polled.poll_key] = polled
             if failure is not None:
                 self._failed(polled, failure)
         elif poll_now:
@@ -113,8 +130,8 @@ class Poller:
             polled.last = last
         return polled
 
-    def forget(self, task_id: str) -> None:
-        self.tasks.pop(task_id, None)
+    def forget(self, poll_key: PollKey) -> None:
+        self.tasks.pop(poll_key, None)
 
     def polls(self, polled: PolledTask) -> bool:
         """Whether `polled` waits for its next poll (not in flight and still wanted)."""
@@ -134,17 +151,18 @@ class Poller:
             due += [p for p in ready if now < p.next_poll <= soon and p.failures == 0]
         for polled in due:
             polled.in_flight = True
-        if len(due) > 1 and batching:
-            for start in range(0, len(due), self._batch_size):
-                self._spawn(self._poll_batch(due[start : start + self._batch_size], now))
-        else:
-            for polled in due:
-                self._spawn(self._poll_one(polled, now))
+        for same_key in _by_key(due):
+            if len(same_key) > 1 and batching:
+                for start in range(0, len(same_key), self._batch_size):
+                    self._spawn(self._poll_batch(same_key[start : start + self._batch_size], now))
+            else:
+                for polled in same_key:
+                    self._spawn(self._poll_one(polled, now))
 
     async def _poll_one(self, polled: PolledTask, started: float) -> None:
         try:
             async with self._fetch_slots:
-                task = await self._source.fetch(polled.task_id)
+                task = await self._source.fetch(polled.task_id, polled.key_id)
         except RelayError as exc:
             self._failed(polled, exc)
         except Exception as exc:
@@ -162,7 +180,9 @@ class Poller:
 
     async def _read_batch(self, batch: list[PolledTask], started: float) -> None:
         try:
-            tasks = await self._source.fetch_many([polled.task_id for polled in batch])
+            tasks = await self._source.fetch_many(
+                [polled.task_id for polled in batch], batch[0].key_id
+            )
         except BatchUnsupported:
             if self.batch_mode is not False:
                 log.info(
@@ -229,3 +249,11 @@ class Poller:
         polled.next_poll = (self._clock.monotonic() if now is None else now) + delay
         log.info("poll of %s failed (%s); retrying in %.1fs", polled.task_id, error, delay)
         self._listener.on_failure(polled, error)
+
+
+def _by_key(due: list[PolledTask]) -> list[list[PolledTask]]:
+    """The due tasks, one list per key they are polled with (a batch asks with one key)."""
+    groups: dict[int | None, list[PolledTask]] = {}
+    for polled in due:
+        groups.setdefault(polled.key_id, []).append(polled)
+    return list(groups.values())

@@ -67,6 +67,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
     ),
     (
+        # Member (owner_kind 'user') and server ('guild') relay keys, encrypted by the bot
+        # (never in clear); one per owner. A watch names the key it polls with by its row:
+        # NULL is the operator's key. Removing a key ends its active watches first (see
+        # remove_key), so SET NULL only ever touches watches that have ended. AUTOINCREMENT:
+        # a removed key's id is never given to another key, so nothing that still holds the
+        # old id (a command half-way through) can ever ask with someone else's key.
+        """
+        CREATE TABLE relay_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'guild')),
+            owner_id INTEGER NOT NULL,
+            ciphertext BLOB NOT NULL,
+            last4 TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            UNIQUE (owner_kind, owner_id)
+        )
+        """,
+        "ALTER TABLE watches ADD COLUMN key_id INTEGER"
+        " REFERENCES relay_keys (id) ON DELETE SET NULL",
+        "CREATE INDEX watches_key_id ON watches (key_id) WHERE key_id IS NOT NULL",
+    ),
+    (
         # What follows a finished task: the upload limit of the interaction that asked (bytes),
         # whether the requester asked to be mentioned, whether the completion reply went out,
         # and the song files: NULL until tried, then 'attached' or 'given_up'.
@@ -94,7 +116,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
 _SELECT_ACTIVE = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
         notify_requester, announced, audio
     FROM watches
     WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
@@ -103,7 +125,7 @@ _SELECT_ACTIVE = """
 _SELECT_BY_MESSAGE = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
         notify_requester, announced, audio
     FROM watches
     WHERE message_id = ?
@@ -113,7 +135,7 @@ _SELECT_BY_MESSAGE = """
 _SELECT_BY_INTERACTION = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
         notify_requester, announced, audio
     FROM watches
     WHERE interaction_id = ?
@@ -123,7 +145,7 @@ _SELECT_BY_INTERACTION = """
 _SELECT_FOLLOW_UPS = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
         notify_requester, announced, audio
     FROM watches
     WHERE outcome = 'finished' AND updated_at >= ? AND (audio IS NULL OR announced = 0)
@@ -132,7 +154,7 @@ _SELECT_FOLLOW_UPS = """
 _SELECT_BY_ID = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, attachment_size_limit,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
         notify_requester, announced, audio
     FROM watches
     WHERE id = ?
@@ -171,6 +193,8 @@ class NewWatch:
     interaction_token: str = field(repr=False)
     token_expires_at: datetime
     deadline_at: datetime
+    # The member or server key the task is polled with (its row); None: the operator's key.
+    key_id: int | None = None
     attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
     notify_requester: bool = False
 
@@ -200,6 +224,19 @@ class Watch:
     notify_requester: bool = False
     announced: bool = False
     audio: AudioState | None = None
+    key_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A member's or server's relay key as stored: encrypted, with its last 4 characters."""
+
+    id: int
+    owner_kind: str  # "user" or "guild"
+    owner_id: int
+    ciphertext: bytes = field(repr=False)
+    last4: str = field(repr=False)
+    set_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,9 +508,9 @@ class SqliteWatchStore(BotStore):
                     INSERT INTO watches (
                         task_id, application_id, guild_id, channel_id, requester_id, locale,
                         ephemeral, interaction_id, interaction_token, token_expires_at,
-                        deadline_at, outcome, created_at, updated_at, attachment_size_limit,
-                        notify_requester
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        deadline_at, outcome, created_at, updated_at, key_id,
+                        attachment_size_limit, notify_requester
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     RETURNING id
                     """,
                     (
@@ -491,6 +528,7 @@ class SqliteWatchStore(BotStore):
                         WatchOutcome.ACTIVE.value,
                         stamp,
                         stamp,
+                        watch.key_id,
                         watch.attachment_size_limit,
                         int(watch.notify_requester),
                     ),
@@ -515,6 +553,7 @@ class SqliteWatchStore(BotStore):
             outcome=WatchOutcome.ACTIVE,
             created_at=moment,
             updated_at=moment,
+            key_id=watch.key_id,
             attachment_size_limit=watch.attachment_size_limit,
             notify_requester=watch.notify_requester,
         )
@@ -737,6 +776,75 @@ class SqliteWatchStore(BotStore):
             expires_at=_from_unix(rows[0]["expires_at"]),
         )
 
+    # -- member and server relay keys (encrypted by bot.keys; never in clear here) --------
+
+    async def put_key(
+        self, owner_kind: str, owner_id: int, ciphertext: bytes, last4: str
+    ) -> StoredKey:
+        """Store the owner's key, replacing theirs if any (the row, and so its watches, stay)."""
+        with self._failures("save a relay key"):
+            rows = list(
+                await self._db.execute_fetchall(
+                    """
+                    INSERT INTO relay_keys (owner_kind, owner_id, ciphertext, last4, set_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (owner_kind, owner_id) DO UPDATE SET
+                        ciphertext = excluded.ciphertext,
+                        last4 = excluded.last4,
+                        set_at = excluded.set_at
+                    RETURNING id, owner_kind, owner_id, ciphertext, last4, set_at
+                    """,
+                    (owner_kind, owner_id, ciphertext, last4, _now()),
+                )
+            )
+        return _key_from_row(rows[0])
+
+    async def get_key(self, owner_kind: str, owner_id: int) -> StoredKey | None:
+        return await self._one_key(
+            "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+            " WHERE owner_kind = ? AND owner_id = ?",
+            (owner_kind, owner_id),
+        )
+
+    async def key_by_id(self, key_id: int) -> StoredKey | None:
+        return await self._one_key(
+            "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+            " WHERE id = ?",
+            (key_id,),
+        )
+
+    async def _one_key(self, sql: str, parameters: Sequence[Any]) -> StoredKey | None:
+        with self._failures("read a relay key"):
+            rows = list(await self._db.execute_fetchall(sql, parameters))
+        return _key_from_row(rows[0]) if rows else None
+
+    async def all_keys(self) -> list[StoredKey]:
+        with self._failures("read the relay keys"):
+            rows = await self._db.execute_fetchall(
+                "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+                " ORDER BY id"
+            )
+        return [_key_from_row(row) for row in rows]
+
+    async def replace_ciphertext(self, key_id: int, old: bytes, new: bytes) -> None:
+        """Re-encrypt a key in place, unless it was set anew since `old` was read."""
+        await self._update(
+            "re-encrypt a relay key",
+            "UPDATE relay_keys SET ciphertext = ? WHERE id = ? AND ciphertext = ?",
+            (new, key_id, old),
+        )
+
+    async def remove_key(self, key_id: int) -> None:
+        """Delete a key's row; its active watches end first (as lost), so none of them is
+        ever resumed with another key."""
+        await self._update(
+            "end the watches of a relay key",
+            "UPDATE watches SET outcome = 'lost', updated_at = ?"
+            " WHERE key_id = ? AND outcome = 'active'",
+            (_now(), key_id),
+        )
+        await self._update("remove a relay key", "DELETE FROM relay_keys WHERE id = ?", (key_id,))
+
     @property
     def is_open(self) -> bool:
         return not self._closed
@@ -808,6 +916,18 @@ def _watch_from_row(row: aiosqlite.Row) -> Watch:
         notify_requester=bool(row["notify_requester"]),
         announced=bool(row["announced"]),
         audio=AudioState(row["audio"]) if row["audio"] else None,
+        key_id=row["key_id"],
+    )
+
+
+def _key_from_row(row: aiosqlite.Row) -> StoredKey:
+    return StoredKey(
+        id=row["id"],
+        owner_kind=row["owner_kind"],
+        owner_id=row["owner_id"],
+        ciphertext=bytes(row["ciphertext"]),
+        last4=row["last4"],
+        set_at=_from_unix(row["set_at"]),
     )
 
 

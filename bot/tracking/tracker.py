@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.render import Notice
-from bot.suno.errors import RelayError, TaskNotFound
+from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
 from bot.tracking.clock import Clock, SystemClock, now
 from bot.tracking.policy import (
@@ -22,11 +22,14 @@ from bot.tracking.policy import (
     MAX_CONCURRENT_EDITS,
     PollPolicy,
 )
-from bot.tracking.poller import PolledTask, Poller, TaskSource
+from bot.tracking.poller import PolledTask, Poller, PollKey, TaskSource
 from bot.tracking.store import Watch, WatchOutcome, WatchStore
 from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpdater
 
 log = logging.getLogger(__name__)
+
+# The last message of a watch whose member or server key the relay stopped accepting.
+KEY_REJECTED_MID_WATCH = "error.watch_key_rejected"
 
 
 # Told about a watch whose message shows its finished task: the watch, the task, and the
@@ -109,8 +112,8 @@ class Tracker:
             spawn=self._spawn,
             wake=self._wake_for,
         )
-        # Every watched task, by task id.
-        self._followed: dict[str, _Followed] = {}
+        # Every watched task, by the key it is polled with and its task id.
+        self._followed: dict[PollKey, _Followed] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         # When the loop looks again unless woken (monotonic); it is woken only for sooner work.
@@ -158,12 +161,15 @@ class Tracker:
     ) -> None:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed."""
-        followed = self._followed.get(watch.task_id)
+        poll_key = (watch.key_id, watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is not None and watch.id in followed.updaters:
             return  # already kept current (a command answered before the store was resumed)
-        polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task, failure=failure)
+        polled = self._poller.track(
+            watch.task_id, poll_now=poll_now, last=task, failure=failure, key_id=watch.key_id
+        )
         if followed is None:
-            followed = self._followed[watch.task_id] = _Followed(polled)
+            followed = self._followed[poll_key] = _Followed(polled)
         updater = MessageUpdater(
             watch,
             editor=self._editor,
@@ -196,17 +202,17 @@ class Tracker:
         if self._on_finished is not None and task.is_terminal:
             self._spawn(self._on_finished(watch, task, token))
 
-    def refresh(self, task_id: str) -> bool:
-        """Asks the relay about `task_id` now; False when no watch follows it."""
-        if task_id not in self._followed:
+    def refresh(self, watch: Watch) -> bool:
+        """Asks the relay about the watch's task now; False when nothing follows it."""
+        if (watch.key_id, watch.task_id) not in self._followed:
             return False
-        self._poller.track(task_id, poll_now=True, last=None)
+        self._poller.track(watch.task_id, poll_now=True, last=None, key_id=watch.key_id)
         self._wake.set()
         return True
 
     def stop(self, watch: Watch) -> bool:
         """Ends `watch` with a last edit saying updates were stopped; False when it was not live."""
-        followed = self._followed.get(watch.task_id)
+        followed = self._followed.get((watch.key_id, watch.task_id))
         updater = followed.updaters.get(watch.id) if followed is not None else None
         if followed is None or updater is None or updater.outcome is not None:
             return False
@@ -214,15 +220,26 @@ class Tracker:
         updater.conclude(WatchOutcome.STOPPED)
         return True
 
-    def follows(self, watch_id: int, task_id: str) -> bool:
+    def follows(self, watch: Watch) -> bool:
         """Whether the watch's message is still kept current."""
-        followed = self._followed.get(task_id)
-        updater = followed.updaters.get(watch_id) if followed is not None else None
+        followed = self._followed.get((watch.key_id, watch.task_id))
+        updater = followed.updaters.get(watch.id) if followed is not None else None
         return updater is not None and updater.outcome is None
 
+    def end_key(self, key_id: int) -> int:
+        """Ends every watch polled with key `key_id` (it is being removed): each message's
+        last state says live updates ended. Returns how many watches ended."""
+        ended = 0
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
+                updater.conclude(WatchOutcome.LOST)
+                ended += 1
+        return ended
+
     def _forget(self, updater: MessageUpdater) -> None:
-        task_id = updater.watch.task_id
-        followed = self._followed.get(task_id)
+        poll_key = (updater.watch.key_id, updater.watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is None:
             return
         task = followed.polled.last
@@ -235,18 +252,18 @@ class Tracker:
             self._spawn(self._on_finished(updater.watch, task, updater.live_token()))
         followed.updaters.pop(updater.id, None)
         if not followed.updaters:
-            del self._followed[task_id]
-            self._poller.forget(task_id)
+            del self._followed[poll_key]
+            self._poller.forget(poll_key)
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
-        followed = self._followed.get(updater.watch.task_id)
+        followed = self._followed.get((updater.watch.key_id, updater.watch.task_id))
         if followed is not None:
             self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
         updater.conclude(WatchOutcome.LOST)
 
     def _wanted(self, polled: PolledTask) -> bool:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         return followed is not None and followed.live()
 
     # -- the loop ------------------------------------------------------------------------
@@ -339,12 +356,15 @@ class Tracker:
                 log.exception("store housekeeping failed")
 
     def latest(self, task_id: str) -> Task | None:
-        """The newest answer about a followed task; None for a task not followed."""
-        followed = self._followed.get(task_id)
-        return followed.polled.last if followed is not None else None
+        """The newest answer about a followed task, read with any key; None for a task not
+        followed (or not answered yet)."""
+        for (_, followed_id), followed in self._followed.items():
+            if followed_id == task_id and followed.polled.last is not None:
+                return followed.polled.last
+        return None
 
     def followed_ids(self) -> list[str]:
-        return list(self._followed)
+        return list(dict.fromkeys(task_id for _, task_id in self._followed))
 
     # -- what the poller found -----------------------------------------------------------
 
@@ -361,6 +381,9 @@ class Tracker:
                 self._show(updater, task)
 
     def on_failure(self, polled: PolledTask, error: Exception) -> None:
+        if isinstance(error, RelayKeyRejected) and polled.key_id is not None:
+            self._key_rejected(polled.key_id)
+            return
         last = polled.last
         if (
             last is None
@@ -376,8 +399,17 @@ class Tracker:
             self._show_error(updater, error.message_key)
             updater.conclude(WatchOutcome.FINISHED)
 
+    def _key_rejected(self, key_id: int) -> None:
+        """A member's or server's key is no longer accepted: every watch polled with it ends,
+        its message saying so to the key's owner (and nothing of the key itself)."""
+        log.info("the relay rejected relay key #%d; ending its watches", key_id)
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._show_error(updater, KEY_REJECTED_MID_WATCH)
+                updater.conclude(WatchOutcome.LOST)
+
     def _live(self, polled: PolledTask) -> list[MessageUpdater]:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         if followed is None:
             return []
         return [updater for updater in followed.updaters.values() if updater.outcome is None]
