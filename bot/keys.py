@@ -267,3 +267,6 @@ class KeyedRelay:
     async def fetch_many(self, task_ids: Sequence[str], key_id: int | None = None) -> list[Task]:
         key = None if key_id is None else await self._keys.secret(key_id)
         return await self._relay.fetch_many(task_ids, key=key)
+
+    def forget(self, task_id: str) -> None:
+        self._relay.forget(task_id)

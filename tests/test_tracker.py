@@ -1226,6 +1226,9 @@ class BrokenSource:
         self._maybe_fail()
         return await self.inner.fetch_many(task_ids, key_id)
 
+    def forget(self, task_id: str) -> None:
+        self.inner.forget(task_id)
+
     def _maybe_fail(self) -> None:
         self.calls.append(time.monotonic())
         if len(self.calls) <= self.failures:
@@ -1358,3 +1361,15 @@ async def test_a_finished_task_whose_message_is_gone_reports_no_final_edit(rig: 
     await until(rig.ended(watch), "the watch to end")
     assert rig.row(watch.id).outcome is WatchOutcome.LOST
     assert final.seconds == []
+
+
+async def test_a_finished_task_leaves_nothing_behind_in_the_relay_clients_memory(
+    rig: Rig,
+) -> None:
+    task_id = "task-memo"
+    rig.relay.add_task(task_id, music_timeline(task_id))
+    client = rig.client()
+    tracker = rig.tracker(source=KeyedRelay(client, MemberKeys(rig.store, None)))
+    watch = await rig.watch(tracker, task_id)
+    await until(rig.ended(watch), "the watch to finish")
+    assert task_id not in client._memo._newest

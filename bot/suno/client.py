@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
@@ -32,6 +33,7 @@ from bot.suno.models import (
     Envelope,
     NotATask,
     Task,
+    TaskMemo,
     envelope_from,
     task_from_answer,
     tasks_from_data,
@@ -99,6 +101,8 @@ class RelayClient:
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observer = observer
+        # Unchanged tasks are not parsed again (most polls find a task as it was).
+        self._memo = TaskMemo()
 
     async def fetch(self, task_id: str, *, key: SecretStr | None = None) -> Task:
         """The task with this id, or a RelayError saying why it could not be read; asked with
@@ -119,6 +123,10 @@ class RelayClient:
             self._observer.relay_batch(len(wanted))
         with self._observed("batch"):
             return await self._fetch_many(wanted, key or self._api_key)
+
+    def forget(self, task_id: str) -> None:
+        """The task is no longer polled: its last answer need not be remembered."""
+        self._memo.forget(task_id)
 
     @contextmanager
     def _observed(self, endpoint: str) -> Iterator[None]:
@@ -209,7 +217,7 @@ class RelayClient:
             envelope = envelope_from(answer.json)
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
-            task = task_from_answer(envelope.data, task_id)
+            task = task_from_answer(envelope.data, task_id, self._memo)
         except NotATask as exc:
             raise RelayProtocolError(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
@@ -236,7 +244,7 @@ class RelayClient:
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
             # new-api answers a batch that matched nothing with `data: null`.
-            tasks = [] if envelope.data is None else tasks_from_data(envelope.data)
+            tasks = [] if envelope.data is None else tasks_from_data(envelope.data, self._memo)
         except NotATask as exc:
             raise BatchUnsupported(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
@@ -332,6 +340,10 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
 
 def _parse_json(body: bytes) -> Any:
     """The decoded body, or _NOT_JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # orjson is strict where the standard parser is lenient (NaN, huge integers)
     try:
         return json.loads(body)
     # Hostile nesting overflows the parser's recursion rather than raising ValueError.

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from bot.tracking.commits import GroupCommitter
+
 # Discord's upload limit when an interaction does not say (10 MiB).
 DEFAULT_ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 
@@ -382,6 +384,13 @@ class SqliteWatchStore(BotStore):
         self._path = path
         self._observer = observer
         self._closed = False
+        # Writes share transactions with every other write waiting at the same moment, on a
+        # connection of their own; this one reads, between those transactions.
+        self._commits = GroupCommitter(
+            path,
+            next_id_query="SELECT coalesce(max(id), 0) + 1 FROM watches",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+        )
 
     @classmethod
     async def open(cls, path: Path, *, observer: StoreObserver | None = None) -> SqliteWatchStore:
@@ -395,7 +404,10 @@ class SqliteWatchStore(BotStore):
         store = cls(connection, path, observer)
         try:
             await store._prepare()
+            with store._failures("open"):
+                await store._commits.open()
         except BaseException:
+            await store._commits.close()
             await connection.close()
             raise
         return store
@@ -462,9 +474,9 @@ class SqliteWatchStore(BotStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        # Only migrations use a transaction, and they run inside `open()` before the store is
-        # handed to anyone, so no other task's statement can land inside one. Every statement
-        # after that is a transaction of its own, run one by one by the connection's thread.
+        # Only migrations use this, and they run inside `open()` before the store is handed to
+        # anyone, so no other task's statement can land inside one. After that, writes go
+        # through the group committer and reads run between its transactions.
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first
         # cannot wait for the lock when another connection writes in between.
         await self._db.execute("BEGIN IMMEDIATE")
@@ -488,12 +500,16 @@ class SqliteWatchStore(BotStore):
 
     async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
         with self._failures(action):
-            async with self._db.execute(sql, parameters) as cursor:
-                return cursor.rowcount
+            return await self._commits.write(sql, parameters)
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        """Rows of one query, run between group commits."""
+        async with self._commits.exclusive():
+            return list(await self._db.execute_fetchall(sql, parameters))
 
     async def _require(self, watch_id: int) -> None:
-        rows = await self._db.execute_fetchall("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
-        if not list(rows):
+        rows = await self._read("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
+        if not rows:
             raise LookupError(f"no watch with id {watch_id}")
 
     async def add(self, watch: NewWatch) -> Watch:
@@ -502,41 +518,40 @@ class SqliteWatchStore(BotStore):
         expires = _to_unix(watch.token_expires_at, "token_expires_at")
         deadline = _to_unix(watch.deadline_at, "deadline_at")
         with self._failures("record a new watch"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    """
+            # Concurrent commands share one transaction; the batch numbers the rows.
+            watch_id = await self._commits.insert(
+                """
                     INSERT INTO watches (
-                        task_id, application_id, guild_id, channel_id, requester_id, locale,
-                        ephemeral, interaction_id, interaction_token, token_expires_at,
+                        id, task_id, application_id, guild_id, channel_id, requester_id,
+                        locale, ephemeral, interaction_id, interaction_token, token_expires_at,
                         deadline_at, outcome, created_at, updated_at, key_id,
                         attachment_size_limit, notify_requester
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    RETURNING id
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    (
-                        watch.task_id,
-                        watch.application_id,
-                        watch.guild_id,
-                        watch.channel_id,
-                        watch.requester_id,
-                        watch.locale,
-                        int(watch.ephemeral),
-                        watch.interaction_id,
-                        watch.interaction_token,
-                        expires,
-                        deadline,
-                        WatchOutcome.ACTIVE.value,
-                        stamp,
-                        stamp,
-                        watch.key_id,
-                        watch.attachment_size_limit,
-                        int(watch.notify_requester),
-                    ),
-                )
+                (
+                    None,
+                    watch.task_id,
+                    watch.application_id,
+                    watch.guild_id,
+                    watch.channel_id,
+                    watch.requester_id,
+                    watch.locale,
+                    int(watch.ephemeral),
+                    watch.interaction_id,
+                    watch.interaction_token,
+                    expires,
+                    deadline,
+                    WatchOutcome.ACTIVE.value,
+                    stamp,
+                    stamp,
+                    watch.key_id,
+                    watch.attachment_size_limit,
+                    int(watch.notify_requester),
+                ),
             )
         moment = _from_unix(stamp)
         return Watch(
-            id=int(rows[0]["id"]),
+            id=watch_id,
             task_id=watch.task_id,
             application_id=watch.application_id,
             guild_id=watch.guild_id,
@@ -577,10 +592,8 @@ class SqliteWatchStore(BotStore):
     async def _update_watch(
         self, watch_id: int, action: str, sql: str, parameters: Sequence[Any]
     ) -> None:
-        # RETURNING reads the changed rows in the statement's own round trip to the thread.
         with self._failures(action):
-            changed = list(await self._db.execute_fetchall(f"{sql} RETURNING id", parameters))
-            if not changed:
+            if not await self._commits.write(sql, parameters):
                 await self._require(watch_id)
 
     async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
@@ -597,7 +610,7 @@ class SqliteWatchStore(BotStore):
 
     async def active(self) -> list[Watch]:
         with self._failures("read the active watches"):
-            rows = await self._db.execute_fetchall(_SELECT_ACTIVE)
+            rows = await self._read(_SELECT_ACTIVE)
         return [_watch_from_row(row) for row in rows]
 
     async def purge_expired_tokens(self, now: datetime) -> int:
@@ -626,7 +639,7 @@ class SqliteWatchStore(BotStore):
 
     async def _one(self, sql: str, parameters: Sequence[Any]) -> Watch | None:
         with self._failures("read a watch"):
-            rows = list(await self._db.execute_fetchall(sql, parameters))
+            rows = await self._read(sql, parameters)
         return _watch_from_row(rows[0]) if rows else None
 
     async def revive(
@@ -649,48 +662,50 @@ class SqliteWatchStore(BotStore):
         assert watch is not None
         return watch
 
+    async def _claim(self, action: str, sql: str, parameters: Sequence[Any]) -> bool:
+        """Runs a write whose outcome only one caller may get (a claim, a toggle): alone,
+        between group commits, since a batch cannot tell identical statements' counts apart."""
+        with self._failures(action):
+            async with self._commits.exclusive():
+                rows = await self._db.execute_fetchall(sql, parameters)
+        return bool(list(rows))
+
     async def toggle_subscriber(self, watch_id: int, user_id: int) -> bool:
-        with self._failures("change a subscription"):
-            removed = list(
-                await self._db.execute_fetchall(
-                    "DELETE FROM subscribers WHERE watch_id = ? AND user_id = ? RETURNING user_id",
-                    (watch_id, user_id),
-                )
-            )
-            if removed:
-                return False
-            await self._db.execute(
-                "INSERT INTO subscribers (watch_id, user_id) VALUES (?, ?)", (watch_id, user_id)
-            )
+        removed = await self._claim(
+            "change a subscription",
+            "DELETE FROM subscribers WHERE watch_id = ? AND user_id = ? RETURNING user_id",
+            (watch_id, user_id),
+        )
+        if removed:
+            return False
+        await self._update(
+            "change a subscription",
+            "INSERT OR IGNORE INTO subscribers (watch_id, user_id) VALUES (?, ?)",
+            (watch_id, user_id),
+        )
         return True
 
     async def subscribers(self, watch_id: int) -> list[int]:
         with self._failures("read subscriptions"):
-            rows = await self._db.execute_fetchall(
+            rows = await self._read(
                 "SELECT user_id FROM subscribers WHERE watch_id = ? ORDER BY rowid", (watch_id,)
             )
         return [int(row["user_id"]) for row in rows]
 
     async def claim_announcement(self, watch_id: int) -> bool:
-        with self._failures("record a completion reply"):
-            claimed = list(
-                await self._db.execute_fetchall(
-                    "UPDATE watches SET announced = 1 WHERE id = ? AND announced = 0 RETURNING id",
-                    (watch_id,),
-                )
-            )
-        return bool(claimed)
+        return await self._claim(
+            "record a completion reply",
+            "UPDATE watches SET announced = 1 WHERE id = ? AND announced = 0 RETURNING id",
+            (watch_id,),
+        )
 
     async def claim_audio_attempt(self, watch_id: int, max_attempts: int) -> bool:
-        with self._failures("record a song download"):
-            claimed = list(
-                await self._db.execute_fetchall(
-                    "UPDATE watches SET audio_attempts = audio_attempts + 1"
-                    " WHERE id = ? AND audio IS NULL AND audio_attempts < ? RETURNING id",
-                    (watch_id, max_attempts),
-                )
-            )
-        return bool(claimed)
+        return await self._claim(
+            "record a song download",
+            "UPDATE watches SET audio_attempts = audio_attempts + 1"
+            " WHERE id = ? AND audio IS NULL AND audio_attempts < ? RETURNING id",
+            (watch_id, max_attempts),
+        )
 
     async def set_audio(self, watch_id: int, state: AudioState) -> None:
         await self._update_watch(
@@ -702,14 +717,12 @@ class SqliteWatchStore(BotStore):
 
     async def unfollowed(self, since: datetime) -> list[Watch]:
         with self._failures("read finished watches"):
-            rows = await self._db.execute_fetchall(_SELECT_FOLLOW_UPS, (_to_unix(since, "since"),))
+            rows = await self._read(_SELECT_FOLLOW_UPS, (_to_unix(since, "since"),))
         return [_watch_from_row(row) for row in rows]
 
     async def get_meta(self, key: str) -> str | None:
         with self._failures("read a setting"):
-            rows = list(
-                await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
-            )
+            rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -723,9 +736,8 @@ class SqliteWatchStore(BotStore):
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = _now()
         with self._failures("take a lease"):
-            taken = list(
-                await self._db.execute_fetchall(
-                    """
+            taken = await self._read(
+                """
                     INSERT INTO leases (name, owner, acquired_at, expires_at)
                     VALUES (?, ?, ?, ?)
                     ON CONFLICT (name) DO UPDATE SET
@@ -736,8 +748,7 @@ class SqliteWatchStore(BotStore):
                     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
                     RETURNING owner
                     """,
-                    (name, owner, now, now + _lease_ttl(ttl), now),
-                )
+                (name, owner, now, now + _lease_ttl(ttl), now),
             )
         return bool(taken)
 
@@ -760,12 +771,10 @@ class SqliteWatchStore(BotStore):
 
     async def lease_holder(self, name: str) -> Lease | None:
         with self._failures("read a lease"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    "SELECT owner, acquired_at, expires_at FROM leases"
-                    " WHERE name = ? AND expires_at > ?",
-                    (name, _now()),
-                )
+            rows = await self._read(
+                "SELECT owner, acquired_at, expires_at FROM leases"
+                " WHERE name = ? AND expires_at > ?",
+                (name, _now()),
             )
         if not rows:
             return None
@@ -783,19 +792,18 @@ class SqliteWatchStore(BotStore):
     ) -> StoredKey:
         """Store the owner's key, replacing theirs if any (the row, and so its watches, stay)."""
         with self._failures("save a relay key"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    """
-                    INSERT INTO relay_keys (owner_kind, owner_id, ciphertext, last4, set_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (owner_kind, owner_id) DO UPDATE SET
-                        ciphertext = excluded.ciphertext,
-                        last4 = excluded.last4,
-                        set_at = excluded.set_at
-                    RETURNING id, owner_kind, owner_id, ciphertext, last4, set_at
-                    """,
-                    (owner_kind, owner_id, ciphertext, last4, _now()),
-                )
+            # One statement that returns its row: run alone, between group commits.
+            rows = await self._read(
+                """
+                INSERT INTO relay_keys (owner_kind, owner_id, ciphertext, last4, set_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (owner_kind, owner_id) DO UPDATE SET
+                    ciphertext = excluded.ciphertext,
+                    last4 = excluded.last4,
+                    set_at = excluded.set_at
+                RETURNING id, owner_kind, owner_id, ciphertext, last4, set_at
+                """,
+                (owner_kind, owner_id, ciphertext, last4, _now()),
             )
         return _key_from_row(rows[0])
 
@@ -815,12 +823,12 @@ class SqliteWatchStore(BotStore):
 
     async def _one_key(self, sql: str, parameters: Sequence[Any]) -> StoredKey | None:
         with self._failures("read a relay key"):
-            rows = list(await self._db.execute_fetchall(sql, parameters))
+            rows = await self._read(sql, parameters)
         return _key_from_row(rows[0]) if rows else None
 
     async def all_keys(self) -> list[StoredKey]:
         with self._failures("read the relay keys"):
-            rows = await self._db.execute_fetchall(
+            rows = await self._read(
                 "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
                 " ORDER BY id"
             )
@@ -853,7 +861,10 @@ class SqliteWatchStore(BotStore):
         if self._closed:
             return
         self._closed = True
-        await self._db.close()
+        try:
+            await self._commits.close()
+        finally:
+            await self._db.close()
 
 
 def _prepare_location(path: Path) -> None:
