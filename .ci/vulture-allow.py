@@ -2,7 +2,7 @@
 # dataclass fields or protocol parameters exist for their callers' sake.
 # ruff: noqa
 from bot.app import SunoBot
-from bot.controls import LyricsButton, LyricsPageButton, NotifyButton, RefreshButton, StopButton
+from bot.controls import CardButton, LyricsPageButton
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
 from cogs.buttons import Buttons
@@ -15,11 +15,8 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
-LyricsButton.from_custom_id  # discord.py builds a pressed dynamic item through it
+CardButton.from_custom_id  # discord.py builds a pressed dynamic item through it
 LyricsPageButton.from_custom_id  # likewise
-RefreshButton.from_custom_id  # likewise
-StopButton.from_custom_id  # likewise
-NotifyButton.from_custom_id  # likewise
 Buttons.cog_load  # called by discord.py when the cog is added
 Buttons.cog_unload  # called by discord.py when the cog is removed
 KeyModal.on_submit  # called by discord.py when the modal is sent

@@ -64,31 +64,48 @@ def custom_id(control: str, task_id: str, *, page: int | None = None) -> str:
 _STYLE = discord.ButtonStyle.secondary
 
 
-class LyricsButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:lyrics:{_TASK_ID}"
+class CardButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=rf"suno:(?P<control>lyrics|refresh|stop|notify):{_TASK_ID}",
 ):
-    def __init__(self, task_id: str, label: str = "Lyrics") -> None:
+    """One of the card's own buttons; its custom id names the control and the task."""
+
+    def __init__(self, control: Control, task_id: str, label: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                style=_STYLE, label=label, emoji="📜", custom_id=custom_id("lyrics", task_id)
+                style=_STYLE,
+                label=label or control.value,
+                emoji=_EMOJI[control],
+                custom_id=custom_id(control.value, task_id),
             )
         )
+        self.control = control
         self.task_id = task_id
 
     @classmethod
     async def from_custom_id(
         cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["task_id"])
+        return cls(Control(match["control"]), match["task_id"])
 
     async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).lyrics(interaction, self.task_id, None)
+        handler = _handler(interaction)
+        if self.control is Control.LYRICS:
+            await handler.lyrics(interaction, self.task_id, None)
+        elif self.control is Control.REFRESH:
+            await handler.refresh(interaction, self.task_id)
+        elif self.control is Control.STOP:
+            await handler.stop(interaction, self.task_id)
+        else:
+            await handler.notify(interaction, self.task_id)
 
 
 class LyricsPageButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=rf"suno:page:(?P<page>\d{{1,3}}):{_TASK_ID}",
 ):
+    """A page turn in the private lyrics; its custom id names the page and the task."""
+
     def __init__(
         self, task_id: str, page: int, label: str = "Next", *, disabled: bool = False
     ) -> None:
@@ -113,80 +130,8 @@ class LyricsPageButton(
         await _handler(interaction).lyrics(interaction, self.task_id, self.page)
 
 
-class RefreshButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:refresh:{_TASK_ID}"
-):
-    def __init__(self, task_id: str, label: str = "Refresh") -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=_STYLE, label=label, emoji="🔄", custom_id=custom_id("refresh", task_id)
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(match["task_id"])
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).refresh(interaction, self.task_id)
-
-
-class StopButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:stop:{_TASK_ID}"):
-    def __init__(self, task_id: str, label: str = "Stop") -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=_STYLE, label=label, emoji="⏹️", custom_id=custom_id("stop", task_id)
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(match["task_id"])
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).stop(interaction, self.task_id)
-
-
-class NotifyButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"suno:notify:{_TASK_ID}"
-):
-    def __init__(self, task_id: str, label: str = "Notify me") -> None:
-        super().__init__(
-            discord.ui.Button(
-                style=_STYLE, label=label, emoji="🔔", custom_id=custom_id("notify", task_id)
-            )
-        )
-        self.task_id = task_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        return cls(match["task_id"])
-
-    async def callback(self, interaction: Interaction) -> None:
-        await _handler(interaction).notify(interaction, self.task_id)
-
-
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
-    LyricsButton,
-    LyricsPageButton,
-    RefreshButton,
-    StopButton,
-    NotifyButton,
-)
-_BUTTONS = {
-    Control.LYRICS: LyricsButton,
-    Control.REFRESH: RefreshButton,
-    Control.STOP: StopButton,
-    Control.NOTIFY: NotifyButton,
-}
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CardButton, LyricsPageButton)
+_EMOJI = {Control.LYRICS: "📜", Control.REFRESH: "🔄", Control.STOP: "⏹️", Control.NOTIFY: "🔔"}
 # Notices after which nobody keeps the message current any more: Refresh brings it back.
 _ENDED = frozenset({Notice.AUTO_REFRESH_STOPPED, Notice.LIVE_UPDATES_ENDED, Notice.UPDATES_STOPPED})
 
@@ -217,7 +162,7 @@ def control_items(
     """The buttons for `controls`, labelled in `locale`, for the card's row of controls."""
     catalog = catalog or default_catalog()
     return [
-        _BUTTONS[control](task_id, catalog.text(locale, f"button.{control.value}"))
+        CardButton(control, task_id, catalog.text(locale, f"button.{control.value}"))
         for control in controls
     ]
 
