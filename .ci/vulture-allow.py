@@ -2,8 +2,10 @@
 # dataclass fields or protocol parameters exist for their callers' sake.
 # ruff: noqa
 from bot.app import SunoBot
+from bot.controls import CardButton, LyricsPageButton
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
+from cogs.buttons import Buttons
 from cogs.keys import KeyGroup, KeyModal, ServerKey
 from cogs.suno import ClipPicks
 
@@ -13,6 +15,10 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
+CardButton.from_custom_id  # discord.py builds a pressed dynamic item through it
+LyricsPageButton.from_custom_id  # likewise
+Buttons.cog_load  # called by discord.py when the cog is added
+Buttons.cog_unload  # called by discord.py when the cog is removed
 KeyModal.on_submit  # called by discord.py when the modal is sent
 KeyGroup.key_status  # an app command callback
 ServerKey.key_status  # an app command callback

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.audio import DEFAULT_AUDIO_HOSTS, AudioHost, parse_audio_hosts
 from bot.safety import safe_url
 
 
@@ -74,6 +75,11 @@ def split_address(address: str) -> tuple[str, int]:
     if not colon or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError("expected host:port")
     return host, int(port)
+
+
+def _audio_hosts(value: str) -> str:
+    parse_audio_hosts(value)
+    return value
 
 
 def _metrics_address(value: str | None) -> str | None:
@@ -165,6 +171,14 @@ class Settings(BaseSettings):
         default=60.0, ge=0, le=600, description="a number of seconds from 0 to 600"
     )
     metrics_address: MetricsAddress = Field(default=None, description=METRICS_ADDRESS_EXPECTED)
+    attach_audio: bool = Field(default=True, description="true or false")
+    audio_hosts: Annotated[str, AfterValidator(_audio_hosts)] = Field(
+        default=DEFAULT_AUDIO_HOSTS,
+        description="comma-separated host or host:port entries, e.g. cdn1.suno.ai,cdn2.suno.ai",
+    )
+    audio_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="a number of seconds from 0 to 600"
+    )
     # Member and server relay keys are on only with this set: the first key encrypts, every
     # key listed decrypts (older ones stay listed while keys are re-encrypted).
     key_encryption_secret: Annotated[
@@ -176,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return sqlite_path(self.database_url)
+
+    @property
+    def audio_host_list(self) -> tuple[AudioHost, ...]:
+        return parse_audio_hosts(self.audio_hosts)
 
     @property
     def key_encryption_secrets(self) -> tuple[SecretStr, ...]:
