@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import discord
@@ -17,10 +17,17 @@ class TextBlock:
     """A text display; its pieces are trimmed as one message before it is shown."""
 
     pieces: list[Text]
+    # The text as shown, fixed by `settle` once the pieces are final.
+    _shown: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:
-        return joined(self.pieces)
+        return joined(self.pieces) if self._shown is None else self._shown
+
+    def settle(self) -> str:
+        """Fix the text this display shows to what its pieces say now, and return it."""
+        self._shown = joined(self.pieces)
+        return self._shown
 
 
 @dataclass(frozen=True, slots=True)

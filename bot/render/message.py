@@ -11,8 +11,16 @@ from typing import Any
 
 import discord
 
-from bot.render.budget import CONTROL_SLOTS, fit_text
-from bot.render.components import Block, canonical, cost, text_blocks, to_item
+from bot.render.budget import CONTROL_SLOTS, TEXT_LIMIT, fit_text
+from bot.render.components import (
+    Block,
+    Section,
+    TextBlock,
+    canonical,
+    cost,
+    text_blocks,
+    to_item,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,11 @@ class RenderedMessage:
 
 def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
     """The message the blocks make once the text budget is applied."""
-    fit_text([text.pieces for text in text_blocks(blocks)])
+    texts = text_blocks(blocks)
+    if sum(len(text.settle()) for text in texts) > TEXT_LIMIT:
+        fit_text([text.pieces for text in texts])
+        for text in texts:
+            text.settle()
     shown = tuple(block for block in blocks if _shows_something(block))
     canonical_form = json.dumps(
         [colour.value, [canonical(block) for block in shown]],
@@ -73,5 +85,8 @@ def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
 
 
 def _shows_something(block: Block) -> bool:
-    texts = text_blocks([block])
-    return not texts or any(text.text.strip() for text in texts)
+    if isinstance(block, TextBlock):
+        return bool(block.text.strip())
+    if isinstance(block, Section):
+        return any(text.text.strip() for text in block.texts)
+    return True
