@@ -57,6 +57,8 @@ from bot.suno.models import Clip, ClipState, Lyrics, Task, TaskStatus
 MAX_CARD_CLIPS = 12
 # Up to this many clips each get a block of their own with its cover; more are listed.
 _FULL_BLOCK_CLIPS = 3
+# Lines remembered per language (states, stage bars, button labels for each song number).
+_MAX_REMEMBERED = 1024
 # A raw status nobody recognizes is shown as-is, but it must not swamp the card.
 _RAW_STATUS_LIMIT = 64
 _TAGS_LIMIT = 512
@@ -149,19 +151,52 @@ def _rows(buttons: Sequence[tuple[str, str]]) -> list[Block]:
 
 
 class _Renderer:
+    """Cards in one language. The words and lines that depend only on the language (a status,
+    the stage bar, button labels) are made once and remembered."""
+
     def __init__(self, catalog: Catalog, locale: str) -> None:
         self.catalog = catalog
         self.locale = locale
+        self._words: dict[str, str] = {}
+        self._lines: dict[tuple[str, int | str], str | None] = {}
 
     def t(self, key: str, **params: object) -> str:
-        return self.catalog.text(self.locale, key, **params)
+        if params:
+            return self.word(key).format(**params)
+        return self.word(key)
 
-    def button(self, key: str, url: str | None, **params: object) -> tuple[str, str] | None:
+    def word(self, key: str) -> str:
+        """The catalog's text for `key` as it stands (a template, where it takes values)."""
+        text = self._words.get(key)
+        if text is None:
+            text = self._words[key] = self.catalog.text(self.locale, key)
+        return text
+
+    def remembered(self, kind: str, value: int | str) -> str | None:
+        """The line of `kind` for `value`, made once (numbers and states are few)."""
+        try:
+            return self._lines[kind, value]
+        except KeyError:
+            line = self._make(kind, value)
+            if len(self._lines) < _MAX_REMEMBERED:
+                self._lines[kind, value] = line
+            return line
+
+    def _make(self, kind: str, value: int | str) -> str | None:
+        if kind == "status":
+            return self.line("label.status", self.t(f"status.{value}"))
+        if kind == "stages":
+            return self.stage_line(int(value))
+        # A button label: "button.mp3" and so on, for the song numbered `value`.
+        label = truncate(self.t(kind, number=value), BUTTON_LABEL_LIMIT)
+        return label if label.strip() else None
+
+    def button(self, key: str, url: str | None, number: int) -> tuple[str, str] | None:
         checked = _button_url(url)
         if checked is None:
             return None
-        label = truncate(self.t(key, **params), BUTTON_LABEL_LIMIT)
-        return (label, checked) if label.strip() else None
+        label = self.remembered(key, number)
+        return None if label is None else (label, checked)
 
     # - shared pieces -
 
@@ -178,14 +213,15 @@ class _Renderer:
             text = self.t(f"notice.{notice.value}")
         return [fixed_text(f"⚠️ **{text}**", DETAIL_LIMIT)]
 
-    def status_word(self, task: Task) -> str:
+    def status_line(self, task: Task) -> str:
         if task.status is TaskStatus.UNKNOWN and task.raw_status:
-            return escape(truncate(task.raw_status, _RAW_STATUS_LIMIT))
-        return self.t(f"status.{task.status.value}")
+            raw = escape(truncate(task.raw_status, _RAW_STATUS_LIMIT))
+            return self.line("label.status", raw)
+        return self.remembered("status", task.status.value) or ""
 
     def line(self, label_key: str, value: str) -> str:
         # Languages write the colon differently: French spaces it, Chinese uses a wide one.
-        return self.t("format.line", label=self.t(label_key), value=value)
+        return self.word("format.line").format(label=self.word(label_key), value=value)
 
     def time_lines(self, task: Task) -> list[str]:
         lines = []
@@ -207,6 +243,10 @@ class _Renderer:
         current = _STAGE_OF.get(task.status)
         if current is None:
             return None
+        return self.remembered("stages", current)
+
+    def stage_line(self, current: int) -> str:
+        """The stage bar with the stage at index `current` under way."""
         steps = []
         for index, stage in enumerate(STAGES):
             word = self.t(f"stage.{stage.value}")
@@ -450,7 +490,7 @@ class _Renderer:
         return [top, *clips]
 
     def running(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task))]
+        lines = [self.status_line(task)]
         progress = self.progress_line(task)
         if progress is not None:
             lines.append(progress)
@@ -464,7 +504,7 @@ class _Renderer:
         return self.with_clips(task, header, entries, running=True, audio=audio)
 
     def done(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        lines = [self.status_line(task), *self.time_lines(task)]
         if not task.clips:
             return self.done_without_clips(task, head, lines)
         header = self.header(
@@ -501,7 +541,7 @@ class _Renderer:
         return [header, Divider(), TextBlock(body)]
 
     def failed(self, task: Task, head: list[Text]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        lines = [self.status_line(task), *self.time_lines(task)]
         header = self.header(
             self.heading(_song_title(task), "title.task"), lines, task.task_id, head=head
         )
@@ -520,6 +560,12 @@ class _Renderer:
         return self.reason(reason, "text.no_reason")
 
 
+@functools.lru_cache(maxsize=64)
+def _renderer(catalog: Catalog, locale: str) -> _Renderer:
+    """The renderer of `locale` (Discord has about thirty), kept with what it remembers."""
+    return _Renderer(catalog, locale)
+
+
 def render_task(
     task: Task,
     *,
@@ -531,7 +577,7 @@ def render_task(
 ) -> RenderedMessage:
     """The status card for `task` as seen by someone using `locale`; `audio` maps a clip id to
     the name of its MP3 attached to the message, which the card then plays."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     head = renderer.notice_lines(notice, watch_timeout_minutes)
     audio = audio or {}
     if task.status is TaskStatus.SUCCESS:
@@ -555,7 +601,7 @@ def render_picked(
 ) -> RenderedMessage | None:
     """The private card for the clips chosen in a task's picker (values as the picker made
     them: "first-last" positions on the card); None when none of them names a clip."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     entries = ordered(task.clips)
     chosen = _chosen(values, len(entries))[:MAX_CARD_CLIPS]
     if not chosen:
@@ -592,7 +638,7 @@ def render_unanswered(
 ) -> RenderedMessage:
     """The message for a task the relay has not answered about yet: its id, and that the bot
     keeps asking (or, with another notice, that it stopped without an answer)."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     waiting = notice is Notice.RELAY_RETRYING
     status = renderer.t("status.waiting_for_relay" if waiting else "status.relay_never_answered")
     header = renderer.header(
@@ -608,7 +654,7 @@ def render_error(
     message_key: str, *, locale: str, catalog: Catalog | None = None
 ) -> RenderedMessage:
     """A short red card for the requester; an unknown key shows the generic error."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     try:
         text = renderer.t(message_key)
     except KeyError:
