@@ -22,6 +22,9 @@ from bot.render.components import (
     to_item,
 )
 
+# What a card shows, as compact JSON: the fingerprint is the SHA-256 of this text.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 @dataclass(frozen=True)
 class RenderedMessage:
@@ -75,11 +78,7 @@ def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
         for text in texts:
             text.settle()
     shown = tuple(block for block in blocks if _shows_something(block))
-    canonical_form = json.dumps(
-        [colour.value, [canonical(block) for block in shown]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    canonical_form = _CANONICAL.encode([colour.value, [canonical(block) for block in shown]])
     fingerprint = hashlib.sha256(canonical_form.encode("utf-8")).hexdigest()
     return RenderedMessage(colour=colour.value, blocks=shown, fingerprint=fingerprint)
 
