@@ -65,6 +65,7 @@ _TAGS_LIMIT = 512
 _LYRICS_EXCERPT = 400
 _LYRICS_EXCERPT_LINES = 6
 _PROGRESS_CELLS = 10
+_DIVIDER = Divider()
 
 _DONE = discord.Colour.brand_green()
 _FAILED = discord.Colour.brand_red()
@@ -139,11 +140,9 @@ def _song_title(task: Task) -> str | None:
     return title
 
 
-def _cost(blocks: Sequence[Block]) -> int:
-    return sum(cost(block) for block in blocks)
-
-
 def _rows(buttons: Sequence[tuple[str, str]]) -> list[Block]:
+    if len(buttons) <= BUTTONS_PER_ROW:
+        return [LinkRow(tuple(buttons))] if buttons else []
     return [
         LinkRow(tuple(buttons[start : start + BUTTONS_PER_ROW]))
         for start in range(0, len(buttons), BUTTONS_PER_ROW)
@@ -370,7 +369,7 @@ class _Renderer:
             seen_lyrics.add(lyrics)
             cover = _media_url(entry.clip.cover_url)
             text = TextBlock(pieces)
-            blocks += [Divider(), Section([text], cover) if cover else text]
+            blocks += [_DIVIDER, Section([text], cover) if cover else text]
             blocks += _rows(self.clip_buttons(entry, running=running))
             if entry.clip.id in audio:
                 blocks.append(AudioFile(audio[entry.clip.id]))
@@ -395,7 +394,7 @@ class _Renderer:
 
     def compact_blocks(self, entries: Sequence[Entry], *, running: bool) -> list[Block]:
         buttons = [b for entry in entries for b in self.clip_buttons(entry, running=running)]
-        return [Divider(), self.compact_text(entries, running=running), *_rows(buttons)]
+        return [_DIVIDER, self.compact_text(entries, running=running), *_rows(buttons)]
 
     def clip_blocks(
         self,
@@ -410,13 +409,13 @@ class _Renderer:
         (never more than twelve) a picker opens the rest."""
         if len(entries) <= _FULL_BLOCK_CLIPS:
             blocks = self.full_blocks(entries, running=running, audio=audio)
-            if _cost(blocks) <= room:
+            if cost(blocks) <= room:
                 return blocks
         for count in range(min(len(entries), MAX_CARD_CLIPS), 0, -1):
             blocks = self.compact_blocks(entries[:count], running=running)
             if count < len(entries):
                 blocks.append(self.picker(task, entries, count))
-            if _cost(blocks) <= room:
+            if cost(blocks) <= room:
                 return self.extras(blocks, entries[:count], room, audio)
         return [self.picker(task, entries, 0)]
 
@@ -425,10 +424,10 @@ class _Renderer:
     ) -> list[Block]:
         """What a listed card adds when there is room: the covers, then the attached audio."""
         covers = list(dict.fromkeys(u for e in shown if (u := _media_url(e.clip.cover_url))))
-        if len(covers) > 1 and _cost(blocks) < room:
+        if len(covers) > 1 and cost(blocks) < room:
             blocks.insert(2, Gallery(tuple(covers[:GALLERY_ITEMS_LIMIT])))
         for entry in shown:
-            if entry.clip.id in audio and _cost(blocks) < room:
+            if entry.clip.id in audio and cost(blocks) < room:
                 blocks.append(AudioFile(audio[entry.clip.id]))
         return blocks
 
@@ -468,7 +467,7 @@ class _Renderer:
     # - whole cards -
 
     def room(self, header: Block) -> int:
-        return MAX_COMPONENTS - 1 - cost(header) - CONTROL_COMPONENTS
+        return MAX_COMPONENTS - 1 - header.cost() - CONTROL_COMPONENTS
 
     def with_clips(
         self,
@@ -483,7 +482,7 @@ class _Renderer:
         cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
         if entries and len(entries) <= _FULL_BLOCK_CLIPS:
             full = self.full_blocks(entries, running=running, audio=audio)
-            if _cost(full) <= self.room(header):
+            if cost(full) <= self.room(header):
                 return [header, *full]
         top: Block = Section([header], cover) if cover else header
         clips = self.clip_blocks(task, entries, room=self.room(top), running=running, audio=audio)
@@ -538,7 +537,7 @@ class _Renderer:
         body += self.tags(lyrics.tags)
         if lyrics.error_message:
             body.append(self.reason(lyrics.error_message, "text.no_reason"))
-        return [header, Divider(), TextBlock(body)]
+        return [header, _DIVIDER, TextBlock(body)]
 
     def failed(self, task: Task, head: list[Text]) -> list[Block]:
         lines = [self.status_line(task), *self.time_lines(task)]

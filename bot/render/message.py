@@ -14,12 +14,8 @@ import discord
 from bot.render.budget import CONTROL_SLOTS, TEXT_LIMIT, fit_text
 from bot.render.components import (
     Block,
-    Section,
-    TextBlock,
-    canonical,
     cost,
     text_blocks,
-    to_item,
 )
 
 # What a card shows, as compact JSON: the fingerprint is the SHA-256 of this text.
@@ -43,7 +39,7 @@ class RenderedMessage:
     def components(self) -> int:
         """The components the message counts, the container and the controls' row included."""
         controls = 1 + len(self.controls) if self.controls else 0
-        return 1 + sum(cost(block) for block in self.blocks) + controls
+        return 1 + cost(self.blocks) + controls
 
     @property
     def text_length(self) -> int:
@@ -62,7 +58,7 @@ class RenderedMessage:
             accent_colour=discord.Colour(self.colour)
         )
         for block in self.blocks:
-            container.add_item(to_item(block))
+            container.add_item(block.item())
         if self.controls:
             container.add_item(discord.ui.ActionRow(*self.controls))
         view = discord.ui.LayoutView(timeout=None)
@@ -77,15 +73,7 @@ def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
         fit_text([text.pieces for text in texts])
         for text in texts:
             text.settle()
-    shown = tuple(block for block in blocks if _shows_something(block))
-    canonical_form = _CANONICAL.encode([colour.value, [canonical(block) for block in shown]])
+    shown = tuple(block for block in blocks if block.shows_something())
+    canonical_form = _CANONICAL.encode([colour.value, [block.canonical() for block in shown]])
     fingerprint = hashlib.sha256(canonical_form.encode("utf-8")).hexdigest()
     return RenderedMessage(colour=colour.value, blocks=shown, fingerprint=fingerprint)
-
-
-def _shows_something(block: Block) -> bool:
-    if isinstance(block, TextBlock):
-        return bool(block.text.strip())
-    if isinstance(block, Section):
-        return any(text.text.strip() for text in block.texts)
-    return True
