@@ -75,12 +75,15 @@ def trimmable_text(text: str, limit: int, rank: int, floor: int) -> Text:
 
 def relay_text(text: str, limit: int, rank: int, floor: int) -> Text:
     """Relay text escaped into a piece of at most `limit`; trimmed in `rank` order to `floor`."""
-    return Text(truncate(escape(truncate(text, limit)), limit), rank, min(floor, limit))
+    escaped = escape(text if len(text) <= limit else truncate(text, limit))
+    if len(escaped) > limit:
+        escaped = truncate(escaped, limit)
+    return Text(escaped, rank, floor if floor < limit else limit)
 
 
 def joined(pieces: Iterable[Text]) -> str:
     """The pieces of one text display, one per line; emptied pieces leave no blank line."""
-    return "\n".join(piece.text for piece in pieces if piece.text)
+    return "\n".join([piece.text for piece in pieces if piece.text])
 
 
 def fit_text(blocks: list[list[Text]], limit: int = TEXT_LIMIT) -> None:

@@ -322,9 +322,11 @@ class _Renderer:
 
     def clip_pieces(self, entry: Entry, *, running: bool, lyrics: bool) -> list[Text]:
         """The clip's title, its details line, and what else is known of it."""
+        pieces = [self.clip_title(entry)]
         details = self.clip_details(entry.clip, running=running)
-        extras = self.clip_extras(entry, lyrics=lyrics)
-        return [piece for piece in (self.clip_title(entry), details, *extras) if piece.text]
+        if details.text:
+            pieces.append(details)
+        return [*pieces, *self.clip_extras(entry, lyrics=lyrics)]
 
     def clip_extras(self, entry: Entry, *, lyrics: bool) -> list[Text]:
         """Below a clip's title and details: why it failed, its tags, a lyrics excerpt."""
@@ -334,12 +336,18 @@ class _Renderer:
             pieces.append(self.reason(clip.error_message, "text.song_failed"))
         if not entry.is_stem:
             pieces.extend(self.tags(clip.tags))
-        excerpt = "\n".join((clip.lyrics or "").strip().splitlines()[:_LYRICS_EXCERPT_LINES])
-        if lyrics and excerpt and not entry.is_stem:
-            body = relay_text(excerpt, _LYRICS_EXCERPT, RANK_LYRICS, 0)
-            body.text = f"**{self.t('label.lyrics')}**\n{body.text}"
-            pieces.append(body)
+        if lyrics and clip.lyrics and not entry.is_stem:
+            pieces.extend(self.excerpt(clip.lyrics))
         return [piece for piece in pieces if piece.text]
+
+    def excerpt(self, lyrics: str) -> list[Text]:
+        """The first lines of a song's lyrics, under a label."""
+        excerpt = "\n".join(lyrics.strip().splitlines()[:_LYRICS_EXCERPT_LINES])
+        if not excerpt:
+            return []
+        body = relay_text(excerpt, _LYRICS_EXCERPT, RANK_LYRICS, 0)
+        body.text = f"**{self.t('label.lyrics')}**\n{body.text}"
+        return [body]
 
     def clip_buttons(self, entry: Entry, *, running: bool) -> list[tuple[str, str]]:
         clip = entry.clip
@@ -352,8 +360,12 @@ class _Renderer:
                 links.append(("button.mp3", clip.audio_url))
         else:
             links = [("button.mp3", clip.audio_url), ("button.mp4", clip.video_url)]
-        found = (self.button(key, url, number=number) for key, url in links)
-        return [button for button in found if button is not None]
+        found = []
+        for key, url in links:
+            button = self.button(key, url, number)
+            if button is not None:
+                found.append(button)
+        return found
 
     # - the clips of a card -
 
