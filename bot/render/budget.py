@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,12 +74,27 @@ def trimmable_text(text: str, limit: int, rank: int, floor: int) -> Text:
     return Text(truncate(text, limit), rank, min(floor, limit))
 
 
-def relay_text(text: str, limit: int, rank: int, floor: int) -> Text:
-    """Relay text escaped into a piece of at most `limit`; trimmed in `rank` order to `floor`."""
+def relay_text(text: str, limit: int, rank: int, floor: int, *, one_line: bool = False) -> Text:
+    """Relay text escaped into a piece of at most `limit` (on one line if `one_line`: a newline
+    in a title must not start a heading); trimmed in `rank` order down to `floor`."""
+    if len(text) <= _CACHED_RELAY_LENGTH:
+        shown = _relay_cached(text, limit, one_line)
+    else:
+        shown = _relay(text, limit, one_line)
+    return Text(shown, rank, floor if floor < limit else limit)
+
+
+def _relay(text: str, limit: int, one_line: bool) -> str:
+    if one_line:
+        text = " ".join(text.split())
     escaped = escape(text if len(text) <= limit else truncate(text, limit))
-    if len(escaped) > limit:
-        escaped = truncate(escaped, limit)
-    return Text(escaped, rank, floor if floor < limit else limit)
+    return escaped if len(escaped) <= limit else truncate(escaped, limit)
+
+
+# Polls repeat the same titles, tags and reasons; as with `escape`, longer strings are made
+# afresh each time, which bounds the cache's memory.
+_CACHED_RELAY_LENGTH = 2048
+_relay_cached = functools.lru_cache(maxsize=1024)(_relay)
 
 
 def joined(pieces: Iterable[Text]) -> str:

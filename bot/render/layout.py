@@ -228,7 +228,7 @@ class _Renderer:
             lines.append(self.line("label.submitted", format_dt(task.submitted_at, "R")))
         if task.started_at is not None:
             lines.append(self.line("label.started", format_dt(task.started_at, "f")))
-        if task.is_terminal and task.finished_at is not None:
+        if task.finished_at is not None and task.is_terminal:
             lines.append(self.line("label.finished", format_dt(task.finished_at, "f")))
         return lines
 
@@ -260,7 +260,7 @@ class _Renderer:
     def heading(self, text: str | None, fallback_key: str) -> Text:
         if text is None or not text.strip():
             return fixed_text("### " + self.t(fallback_key), TITLE_LIMIT)
-        title = relay_text(_one_line(text), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        title = relay_text(text, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
         title.text = "### " + title.text
         return title
 
@@ -273,8 +273,10 @@ class _Renderer:
     def header(
         self, title: Text, lines: Sequence[str], task_id: str, *, head: Sequence[Text] = ()
     ) -> TextBlock:
-        pieces = [*head, title, *(fixed_text(line, DETAIL_LIMIT) for line in lines)]
-        return TextBlock([*pieces, *self.id_line(task_id)])
+        pieces = [*head, title]
+        pieces += [fixed_text(line, DETAIL_LIMIT) for line in lines]
+        pieces += self.id_line(task_id)
+        return TextBlock(pieces)
 
     def clip_word(self, clip: Clip) -> str:
         if clip.state is ClipState.UNKNOWN and clip.raw_state:
@@ -285,7 +287,7 @@ class _Renderer:
     def tags(self, tags: str | None) -> list[Text]:
         if not tags or not tags.strip():
             return []
-        text = relay_text(_one_line(tags), _TAGS_LIMIT, RANK_TAGS, DETAIL_FLOOR)
+        text = relay_text(tags, _TAGS_LIMIT, RANK_TAGS, DETAIL_FLOOR, one_line=True)
         text.text = "-# " + text.text
         return [text]
 
@@ -306,7 +308,7 @@ class _Renderer:
             return fixed_text(
                 f"`{entry.number}` **{self.t('label.song', number=entry.number)}**", 128
             )
-        text = relay_text(_one_line(name), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        text = relay_text(name, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
         text.text = f"`{entry.number}` **{text.text}**"
         return text
 
@@ -393,7 +395,7 @@ class _Renderer:
         group: str | None = None
         for entry in entries:
             if entry.is_stem and entry.song != group and entry.song:
-                song = relay_text(_one_line(entry.song), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+                song = relay_text(entry.song, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
                 song.text = f"**{self.t('label.stems', title=song.text)}**"
                 pieces.append(song)
             group = entry.song if entry.is_stem else None
@@ -491,11 +493,11 @@ class _Renderer:
         audio: Mapping[str, str],
     ) -> list[Block]:
         """The header (beside the first cover when the clips are listed) and the clips."""
-        cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
         if entries and len(entries) <= _FULL_BLOCK_CLIPS:
             full = self.full_blocks(entries, running=running, audio=audio)
             if cost(full) <= self.room(header):
                 return [header, *full]
+        cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
         top: Block = Section([header], cover) if cover else header
         clips = self.clip_blocks(task, entries, room=self.room(top), running=running, audio=audio)
         return [top, *clips]
