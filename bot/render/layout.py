@@ -106,6 +106,7 @@ class Notice(StrEnum):
     LIVE_UPDATES_ENDED = "live_updates_ended"
 
 
+@functools.lru_cache(maxsize=1024)
 def _duration(seconds: float) -> str:
     total = round(seconds)
     hours, rest = divmod(total, 3600)

@@ -19,10 +19,10 @@ from bot.render.components import (
 )
 
 # What a card shows, as compact JSON: the fingerprint is the SHA-256 of this text.
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedMessage:
     """What one status message shows; `fingerprint` is equal iff the user would see the same.
 
@@ -69,7 +69,7 @@ class RenderedMessage:
 def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
     """The message the blocks make once the text budget is applied."""
     texts = text_blocks(blocks)
-    if sum(len(text.settle()) for text in texts) > TEXT_LIMIT:
+    if sum([len(text.settle()) for text in texts]) > TEXT_LIMIT:
         fit_text([text.pieces for text in texts])
         for text in texts:
             text.settle()
