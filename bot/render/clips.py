@@ -27,8 +27,10 @@ class Entry(NamedTuple):
 
 
 def _is_stem(clip: Clip) -> bool:
-    model = (clip.model or "").split(" ", 1)[0].lower()
-    return bool(clip.stem_from_id or clip.stem_type) or model in _STEM_MODELS
+    if clip.stem_from_id or clip.stem_type:
+        return True
+    model = clip.model
+    return model is not None and model.split(" ", 1)[0].lower() in _STEM_MODELS
 
 
 def _stem_names(clip: Clip, titles: dict[str, str]) -> tuple[str, str | None, str]:

@@ -186,7 +186,7 @@ Block = TextBlock | Section | LinkRow | Gallery | Divider | AudioFile | Picker
 
 def cost(blocks: Sequence[Block]) -> int:
     """How many components `blocks` add to a message (Discord counts nested ones too)."""
-    return sum(block.cost() for block in blocks)
+    return sum([block.cost() for block in blocks])
 
 
 def text_blocks(blocks: Sequence[Block]) -> list[TextBlock]:

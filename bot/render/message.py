@@ -73,7 +73,7 @@ def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
         fit_text([text.pieces for text in texts])
         for text in texts:
             text.settle()
-    shown = tuple(block for block in blocks if block.shows_something())
+    shown = tuple([block for block in blocks if block.shows_something()])
     canonical_form = _CANONICAL.encode([colour.value, [block.canonical() for block in shown]])
     fingerprint = hashlib.sha256(canonical_form.encode("utf-8")).hexdigest()
     return RenderedMessage(colour=colour.value, blocks=shown, fingerprint=fingerprint)
