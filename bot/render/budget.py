@@ -71,7 +71,7 @@ def fixed_text(text: str, limit: int) -> Text:
 
 def trimmable_text(text: str, limit: int, rank: int, floor: int) -> Text:
     """Text already safe to show, cut to `limit`; trimmed in `rank` order down to `floor`."""
-    return Text(truncate(text, limit), rank, min(floor, limit))
+    return Text(truncate(text, limit), rank, floor if floor < limit else limit)
 
 
 def relay_text(text: str, limit: int, rank: int, floor: int, *, one_line: bool = False) -> Text:

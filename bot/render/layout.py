@@ -62,6 +62,7 @@ _MAX_REMEMBERED = 1024
 # A raw status nobody recognizes is shown as-is, but it must not swamp the card.
 _RAW_STATUS_LIMIT = 64
 _TAGS_LIMIT = 512
+_MODEL_LIMIT = 64
 _LYRICS_EXCERPT = 400
 _LYRICS_EXCERPT_LINES = 6
 _PROGRESS_CELLS = 10
@@ -126,6 +127,12 @@ def _button_url(url: str | None) -> str | None:
     if url is None or len(url) > BUTTON_URL_LIMIT:
         return None
     return url
+
+
+@functools.lru_cache(maxsize=256)
+def _model_name(model: str) -> str:
+    """A model's name as the details line shows it (relays use a handful of names)."""
+    return escape(truncate(_one_line(model), _MODEL_LIMIT))
 
 
 def _one_line(text: str) -> str:
@@ -320,7 +327,7 @@ class _Renderer:
         if clip.duration is not None:
             parts.append(_duration(clip.duration))
         if clip.model:
-            parts.append(escape(truncate(_one_line(clip.model), 64)))
+            parts.append(_model_name(clip.model))
         return trimmable_text(" · ".join(parts), DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
 
     def clip_pieces(self, entry: Entry, *, running: bool, lyrics: bool) -> list[Text]:
