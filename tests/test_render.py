@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -921,6 +922,37 @@ def test_truncate_cuts_with_an_ellipsis_and_never_leaves_half_an_escape(
 ) -> None:
     assert truncate(text, limit) == expected
     assert len(truncate(text, limit)) <= limit
+
+
+_TITLE_BITS = ["word", " ", "  ", "\n", "\t", "\u3000", "*", "\\", "_", "@everyone", "歌", "x" * 40]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_long_title_reads_as_the_whole_title_on_one_line_then_cut(seed: int) -> None:
+    rng = random.Random(seed)
+    # Around the length where only the start of a title is looked at, whitespace runs included.
+    title = "Song"
+    while len(title) < rng.choice([200, 500, 514, 515, 520, 1200, 6000]):
+        title += rng.choice(_TITLE_BITS) * rng.choice([1, 1, 1, 30, 300])
+    heading = lines(render_task(task("SUCCESS", [clip(1, title=title)]), locale="en-US"))[0]
+    expected = truncate(escape(truncate(" ".join(title.split()), 256)), 256)
+    assert heading == "### " + expected
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        # The start alone fills the heading exactly; what follows a long gap still counts.
+        "a" * 256 + " " * 300 + "b" * 10,
+        "a" * 255 + "\n" * 300 + "b",
+        "a " * 128 + "\t" * 400,
+        " " * 5000 + "late " * 100,
+        "\\" * 300 + " " * 300 + "x",
+    ],
+)
+def test_a_title_after_a_long_gap_is_still_part_of_it(title: str) -> None:
+    heading = lines(render_task(task("SUCCESS", [clip(1, title=title)]), locale="en-US"))[0]
+    assert heading == "### " + truncate(escape(truncate(" ".join(title.split()), 256)), 256)
 
 
 # --- the validator itself (reused by the fake Discord) --------------------------------------------

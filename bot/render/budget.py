@@ -86,9 +86,21 @@ def relay_text(text: str, limit: int, rank: int, floor: int, *, one_line: bool =
 
 def _relay(text: str, limit: int, one_line: bool) -> str:
     if one_line:
-        text = " ".join(text.split())
+        text = _flattened(text, limit)
     escaped = escape(text if len(text) <= limit else truncate(text, limit))
     return escaped if len(escaped) <= limit else truncate(escaped, limit)
+
+
+def _flattened(text: str, limit: int) -> str:
+    """`text` on one line (each run of whitespace one space); of a text far over `limit`, only
+    as much as cutting it to `limit` looks at (the flattened start of a text is the start of the
+    flattened text)."""
+    scan = 2 * limit + 2
+    if len(text) > scan:
+        head = " ".join(text[:scan].split())
+        if len(head) > limit:
+            return head
+    return " ".join(text.split())
 
 
 # Polls repeat the same titles, tags and reasons; as with `escape`, longer strings are made
@@ -104,7 +116,8 @@ def joined(pieces: Iterable[Text]) -> str:
 
 def fit_text(blocks: list[list[Text]], limit: int = TEXT_LIMIT) -> None:
     """Trim the least important pieces until every block's text together fits `limit`."""
-    total = sum(len(joined(block)) for block in blocks)
+    lengths = [len(joined(block)) for block in blocks]
+    total = sum(lengths)
     if total <= limit:
         return
     candidates = sorted(
@@ -116,9 +129,14 @@ def fit_text(blocks: list[list[Text]], limit: int = TEXT_LIMIT) -> None:
         ),
         key=lambda candidate: candidate[:3],
     )
-    for *_, piece in candidates:
-        piece.shrink(total - limit)
-        total = sum(len(joined(block)) for block in blocks)
+    for _, minus_index, _, piece in candidates:
+        if not piece.shrink(total - limit):
+            continue
+        # Only the trimmed piece's block changed (an emptied piece also loses its line break).
+        index = -minus_index
+        length = len(joined(blocks[index]))
+        total += length - lengths[index]
+        lengths[index] = length
         if total <= limit:
             return
     # Only the bot's own text is left: cut the last blocks (never reached with the catalogs).
