@@ -4,6 +4,7 @@
 from bot.app import SunoBot
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
+from cogs.keys import KeyGroup, KeyModal, ServerKey
 from cogs.suno import ClipPicks
 
 SunoBot.setup_hook  # called by discord.py before connecting
@@ -12,6 +13,9 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
+KeyModal.on_submit  # called by discord.py when the modal is sent
+KeyGroup.key_status  # an app command callback
+ServerKey.key_status  # an app command callback
 ClipPicker.from_custom_id  # called by discord.py when a card's picker is used
 ClipPicks.on_clip_pick  # a listener for the event the picker dispatches
 model_config  # pydantic and pydantic-settings read it from the class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -12,6 +13,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.i18n import CommandTranslator, default_catalog
+from bot.keys import KeyedRelay, MemberKeys
 from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
@@ -24,7 +26,7 @@ from bot.tree import SunoCommandTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.suno",)
+EXTENSIONS = ("cogs.suno", "cogs.keys")
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -69,6 +71,7 @@ class SunoBot(commands.Bot):
         settings: Settings,
         relay: RelayClient,
         store: WatchStore,
+        keys: MemberKeys,
         metrics: Metrics | None = None,
     ) -> None:
         metrics = metrics or Metrics()
@@ -84,8 +87,12 @@ class SunoBot(commands.Bot):
         self.relay = relay
         self.store = store
         self.metrics = metrics
+        # Members' and servers' relay keys (off without KEY_ENCRYPTION_SECRET).
+        self.keys = keys
+        # The relay with the key each request chose: the command's first read and every poll.
+        self.keyed_relay = KeyedRelay(relay, keys)
         self.tracker = Tracker(
-            source=relay,
+            source=self.keyed_relay,
             store=store,
             editor=MessageEditor(self, observer=metrics),
             presenter=StatusPresenter(settings.watch_timeout_seconds),
@@ -134,6 +141,7 @@ class SunoBot(commands.Bot):
             self.metrics.watches_resumed(resumed)
             if resumed:
                 log.info("resumed %d unfinished watches", resumed)
+            _settle_heap()
 
     async def close(self) -> None:
         resuming, self._resuming = self._resuming, None
@@ -186,3 +194,11 @@ class SunoBot(commands.Bot):
             # Not cached (a private thread, say): Discord's answer to the edit decides.
             return True
         return channel.permissions_for(guild.me).view_channel
+
+
+def _settle_heap() -> None:
+    """Leaves what lives for the whole process (code, settings, the resumed watches) out of the
+    garbage collector's passes: a full pass then looks at the objects made since, and a heap
+    of startup objects no longer stalls the event loop each time it runs."""
+    gc.collect()
+    gc.freeze()

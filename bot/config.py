@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,28 @@ def _metrics_address(value: str | None) -> str | None:
     return value
 
 
+def _key_encryption_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        split_secrets(value)
+    return value
+
+
+def split_secrets(value: SecretStr) -> tuple[SecretStr, ...]:
+    """The comma-separated Fernet keys of KEY_ENCRYPTION_SECRET, newest (the one that
+    encrypts) first; ValueError, without the value, when one is not a Fernet key."""
+    parts = [part.strip() for part in value.get_secret_value().split(",")]
+    if not all(_is_fernet_key(part) for part in parts):
+        raise ValueError("expected Fernet keys")
+    return tuple(SecretStr(part) for part in parts)
+
+
+def _is_fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text.encode("ascii"))) == FERNET_KEY_BYTES
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 MetricsAddress = Annotated[
     str | None, BeforeValidator(_blank_is_none), AfterValidator(_metrics_address)
@@ -88,6 +111,10 @@ MetricsAddress = Annotated[
 DATABASE_URL_DEFAULT = "sqlite:///data/suno-bot.sqlite3"
 DATABASE_URL_EXPECTED = "a SQLite URL such as sqlite:///data/suno-bot.sqlite3"
 METRICS_ADDRESS_EXPECTED = "host:port such as 127.0.0.1:9108, or unset"
+FERNET_KEY_BYTES = 32
+ENCRYPTION_EXPECTED = (
+    "one or more comma-separated Fernet keys (make one with: python -m bot new-secret), or unset"
+)
 
 
 class Settings(BaseSettings):
@@ -138,10 +165,24 @@ class Settings(BaseSettings):
         default=60.0, ge=0, le=600, description="a number of seconds from 0 to 600"
     )
     metrics_address: MetricsAddress = Field(default=None, description=METRICS_ADDRESS_EXPECTED)
+    # Member and server relay keys are on only with this set: the first key encrypts, every
+    # key listed decrypts (older ones stay listed while keys are re-encrypted).
+    key_encryption_secret: Annotated[
+        SecretStr | None,
+        BeforeValidator(_blank_is_none),
+        AfterValidator(_key_encryption_secret),
+    ] = Field(default=None, description=ENCRYPTION_EXPECTED)
 
     @property
     def database_path(self) -> Path:
         return sqlite_path(self.database_url)
+
+    @property
+    def key_encryption_secrets(self) -> tuple[SecretStr, ...]:
+        """The Fernet keys for member and server relay keys, newest first; () when off."""
+        if self.key_encryption_secret is None:
+            return ()
+        return split_secrets(self.key_encryption_secret)
 
 
 class StoreSettings(BaseSettings):

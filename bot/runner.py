@@ -16,6 +16,7 @@ import discord
 
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.keys import KeyRing, MemberKeys
 from bot.logs import describe_failure
 from bot.metrics import EndpointError, Metrics, serving
 from bot.suno.client import RelayClient
@@ -56,6 +57,7 @@ class Resources:
     store: SqliteWatchStore
     relay: RelayClient
     metrics: Metrics
+    keys: MemberKeys
 
 
 @asynccontextmanager
@@ -64,17 +66,36 @@ async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
     metrics = Metrics()
     store = await SqliteWatchStore.open(settings.database_path, observer=metrics)
     try:
+        keys = await member_keys(settings, store)
         async with aiohttp.ClientSession() as session:
-            yield Resources(store, relay_client(session, settings, metrics), metrics)
+            yield Resources(store, relay_client(session, settings, metrics), metrics, keys)
     finally:
         await store.close()
+
+
+async def member_keys(settings: Settings, store: SqliteWatchStore) -> MemberKeys:
+    """The member and server keys, on when KEY_ENCRYPTION_SECRET is set; keys encrypted with
+    an older secret are re-encrypted with the first one at start."""
+    secrets = settings.key_encryption_secrets
+    keys = MemberKeys(store, KeyRing(secrets) if secrets else None)
+    if not keys.enabled:
+        log.info("member and server relay keys are off (KEY_ENCRYPTION_SECRET is unset)")
+        return keys
+    rotated = await keys.reencrypt_all()
+    if rotated:
+        log.info("re-encrypted %d relay keys with the current KEY_ENCRYPTION_SECRET", rotated)
+    return keys
 
 
 @asynccontextmanager
 async def discord_client(settings: Settings, resources: Resources) -> AsyncIterator[SunoBot]:
     """One SunoBot on the given resources, closed on the way out (within CLOSE_SECONDS)."""
     bot = SunoBot(
-        settings=settings, relay=resources.relay, store=resources.store, metrics=resources.metrics
+        settings=settings,
+        relay=resources.relay,
+        store=resources.store,
+        metrics=resources.metrics,
+        keys=resources.keys,
     )
     try:
         yield bot
@@ -276,6 +297,30 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def _check_store(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """The database opens; with member keys on, every stored key decrypts."""
+    try:
+        store = await SqliteWatchStore.open(settings.database_path)
+    except StoreError as exc:
+        report(False, f"database: {exc}")
+        return
+    try:
+        holder = await describe_holder(store)
+        report(True, f"database opens ({settings.database_path}); {holder}")
+        secrets = settings.key_encryption_secrets
+        if secrets:
+            stored, unreadable = await MemberKeys(store, KeyRing(secrets)).count_readable()
+            report(
+                not unreadable,
+                f"member keys on: {stored} stored, all readable"
+                if not unreadable
+                else f"member keys: {unreadable} of {stored} cannot be decrypted with "
+                "KEY_ENCRYPTION_SECRET (list the old secret after the new one)",
+            )
+    finally:
+        await store.close()
+
+
 def run_check(settings: Settings) -> int:
     return asyncio.run(check(settings))
 
@@ -289,14 +334,7 @@ async def check(settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {what}", flush=True)
 
     report(True, f"settings loaded (relay {settings.suno_api_base_url})")
-    try:
-        store = await SqliteWatchStore.open(settings.database_path)
-    except StoreError as exc:
-        report(False, f"database: {exc}")
-    else:
-        holder = await describe_holder(store)
-        await store.close()
-        report(True, f"database opens ({settings.database_path}); {holder}")
+    await _check_store(settings, report)
     probe_id = f"check-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
         try:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bot.config import ConfigError, ProbeSettings, Settings, StoreSettings, load, load_settings
 
@@ -27,6 +28,7 @@ ALL_VARIABLES = [
     "SUNO_BATCH_SIZE",
     "INTERACTION_EXPIRY_MARGIN_SECONDS",
     "METRICS_ADDRESS",
+    "KEY_ENCRYPTION_SECRET",
 ]
 
 
@@ -255,3 +257,33 @@ def test_a_dotenv_full_of_problems_never_shows_a_secret(tmp_path: Path) -> None:
     assert "DISCORD_GUILD_ID is invalid" in message
     assert "discord-secret-token" not in message
     assert "sk-relay-secret" not in message
+
+
+def test_member_keys_are_off_unless_key_encryption_secret_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET="  ")
+    assert load_settings().key_encryption_secrets == ()
+
+
+def test_key_encryption_secret_lists_the_current_secret_first_then_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    current, older = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET=f"{current}, {older}")
+    secrets = load_settings().key_encryption_secrets
+    assert [secret.get_secret_value() for secret in secrets] == [current, older]
+    assert current not in repr(load_settings())
+
+
+@pytest.mark.parametrize("value", ["a passphrase", "sk-0123456789", f"{'A' * 44},"])
+def test_a_key_encryption_secret_that_is_not_fernet_keys_is_named_but_never_shown(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET=value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    [problem] = raised.value.problems
+    assert problem.startswith("KEY_ENCRYPTION_SECRET is invalid: expected")
+    assert "python -m bot new-secret" in problem
+    assert value not in str(raised.value)

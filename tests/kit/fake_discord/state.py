@@ -157,12 +157,21 @@ class FakeState:
         created_at: datetime | None,
         message: FakeMessage | None,
         guild_locale: str = "en-US",
+        member_permissions: int | None = None,
+        user_install_guild_id: int | None = None,
     ) -> FakeInteraction:
         """Record a new interaction (not yet dispatched) with its token and payload."""
         iid = self.ids.next(created_at)
         token = builders.interaction_token(iid)
         user = builders.user_payload(user_id)
-        channel = self.guild_channel(channel_id) if guild else self.dm_channel(channel_id, user)
+        if user_install_guild_id is not None:
+            # A channel of a server the bot is not in: never in the bot's guild.
+            channel = builders.text_channel(self.identity, channel_id or self.ids.next())
+            channel["guild_id"] = str(user_install_guild_id)
+        elif guild:
+            channel = self.guild_channel(channel_id)
+        else:
+            channel = self.dm_channel(channel_id, user)
         cid = int(channel["id"])
         payload = builders.interaction_payload(
             self.identity,
@@ -176,6 +185,8 @@ class FakeState:
             locale=locale,
             guild_locale=guild_locale,
             channel_revoked=cid in self.revoked_channels,
+            member_permissions=member_permissions,
+            user_install_guild_id=user_install_guild_id,
         )
         if message is not None:
             payload["message"] = message.payload
@@ -184,7 +195,7 @@ class FakeState:
             token=token,
             type=itype,
             channel_id=cid,
-            guild_id=self.identity.guild_id if guild else None,
+            guild_id=(user_install_guild_id or self.identity.guild_id) if guild else None,
             user=user,
             payload=payload,
             message_id=message.id if message else None,
