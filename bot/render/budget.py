@@ -66,12 +66,13 @@ class Text:
 
 def fixed_text(text: str, limit: int) -> Text:
     """The bot's own text, cut to `limit` and never trimmed."""
-    return Text(truncate(text, limit))
+    return Text(text if len(text) <= limit else truncate(text, limit))
 
 
 def trimmable_text(text: str, limit: int, rank: int, floor: int) -> Text:
     """Text already safe to show, cut to `limit`; trimmed in `rank` order down to `floor`."""
-    return Text(truncate(text, limit), rank, floor if floor < limit else limit)
+    cut = text if len(text) <= limit else truncate(text, limit)
+    return Text(cut, rank, floor if floor < limit else limit)
 
 
 def relay_text(text: str, limit: int, rank: int, floor: int, *, one_line: bool = False) -> Text:
