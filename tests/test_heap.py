@@ -19,8 +19,9 @@ def restored_collector() -> Iterator[None]:
     gc.set_threshold(*thresholds)
 
 
-@pytest.mark.usefixtures("restored_collector")
-def test_settling_freezes_what_is_alive_and_raises_the_thresholds() -> None:
+def test_settling_freezes_what_is_alive_and_raises_the_thresholds(
+    restored_collector: None,
+) -> None:
     gc.unfreeze()
     alive = [object()]  # a list: tracked by the collector
     app._settle_heap()
