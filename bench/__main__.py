@@ -29,7 +29,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 DEFAULT_SCENARIOS = ("ack", "relay", "discord", "scale", "hotpath")
 # The table lists figures by scenario number, whatever order they were measured in.
-_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ")
+_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "7 ", "8 ")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
