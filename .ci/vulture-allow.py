@@ -2,6 +2,7 @@
 # dataclass fields or protocol parameters exist for their callers' sake.
 # ruff: noqa
 from bot.app import SunoBot
+from bot.config import Settings
 from bot.tree import SunoCommandTree
 
 SunoBot.setup_hook  # called by discord.py before connecting
@@ -10,6 +11,7 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
+Settings._shards_fit  # a pydantic model validator
 model_config  # pydantic and pydantic-settings read it from the class
 row_factory  # aiosqlite reads it for every row
 levelname  # the logging module reads it when it formats a record

@@ -35,6 +35,9 @@ from bot.tracking.store import LeaseStore, StoreError
 log = logging.getLogger(__name__)
 
 STORE_LEASE = "store"
+# On a shared store each process holds `member:<owner>`: the other processes count these to
+# share the tasks out, and a member whose lease lapsed has lost its tasks too.
+MEMBER_PREFIX = "member:"
 LEASE_TTL_SECONDS = 15.0
 RENEW_EVERY_SECONDS = 5.0
 RETRY_EVERY_SECONDS = 1.0
@@ -86,6 +89,17 @@ async def while_owner(
         await keeper.release()
 
 
+def membership_keeper(store: LeaseStore, owner: str, timing: LeaseTiming) -> LeaseKeeper:
+    """The keeper of this process's membership of a cluster sharing one store."""
+    return LeaseKeeper(
+        store,
+        name=f"{MEMBER_PREFIX}{owner}",
+        owner=owner,
+        timing=timing,
+        subject="its place in the cluster",
+    )
+
+
 class LeaseKeeper:
     """Takes one named lease, keeps renewing it while work runs, and releases it."""
 
@@ -97,9 +111,12 @@ class LeaseKeeper:
         owner: str | None = None,
         timing: LeaseTiming | None = None,
         clock: Callable[[], float] = time.time,
+        subject: str = "the store",
     ) -> None:
         self._store = store
         self.name = name
+        # What the lease stands for, in the log lines.
+        self.subject = subject
         self.owner = owner or new_owner_id()
         self._timing = timing or LeaseTiming()
         self._clock = clock
@@ -136,7 +153,8 @@ class LeaseKeeper:
     def _log_taken(self, previous: str | None) -> None:
         if previous is None:
             log.info(
-                "holding the store as %s (lease of %g s, renewed every %g s)",
+                "holding %s as %s (lease of %g s, renewed every %g s)",
+                self.subject,
                 self.owner,
                 self._timing.ttl,
                 self._timing.renew_every,
@@ -206,7 +224,7 @@ class LeaseKeeper:
             holder = None
         who = f"another instance ({holder.owner})" if holder else "another instance"
         return (
-            f"lost the store to {who}: this instance's lease lapsed (was it paused or the"
+            f"lost {self.subject} to {who}: this instance's lease lapsed (was it paused or the"
             f" machine suspended for more than {self._timing.ttl:g} s?)"
         )
 
@@ -226,7 +244,7 @@ class LeaseKeeper:
             )
             return
         if released:
-            log.info("released the store")
+            log.info("released %s", self.subject)
 
 
 async def describe_holder(store: LeaseStore) -> str:

@@ -1,0 +1,30 @@
+"""Opens the store DATABASE_URL names: a SQLite file (the default) or a PostgreSQL database."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.config import is_postgres_url, sqlite_path
+from bot.tracking.postgres import PostgresWatchStore, redacted
+from bot.tracking.store import SqliteWatchStore, StoreObserver, WatchStore
+
+
+class OpenStore(WatchStore, Protocol):
+    """A store as the runner holds it: the contract, and whether it is still open."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+
+async def open_store(database_url: str, *, observer: StoreObserver | None = None) -> OpenStore:
+    """The store at `database_url`, schema up to date; StoreError when it cannot be used."""
+    if is_postgres_url(database_url):
+        return await PostgresWatchStore.open(database_url, observer=observer)
+    return await SqliteWatchStore.open(sqlite_path(database_url), observer=observer)
+
+
+def describe_location(database_url: str) -> str:
+    """Where the store is, for the operator, never with a password."""
+    if is_postgres_url(database_url):
+        return redacted(database_url)
+    return str(sqlite_path(database_url))

@@ -1,0 +1,664 @@
+"""Keeps the watches in PostgreSQL, shared by every bot process of a cluster.
+
+The same contract as the SQLite store (bot.tracking.store.WatchStore), plus what several
+processes on one database need: task leases (which process polls which task) and a
+notification channel that hands a new watch to the process leading its task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from bot.tracking.store import (
+    Lease,
+    NewWatch,
+    StoreError,
+    StoreObserver,
+    Watch,
+    WatchOutcome,
+    WatchStore,
+)
+
+log = logging.getLogger(__name__)
+
+# Both sides of a schema change take this transaction-level advisory lock, so processes that
+# start together apply each step once. The number is arbitrary but fixed ("suno" in ASCII).
+MIGRATION_LOCK = 0x73756E6F
+# Connections per process: the tracker's edits and the cog's writes share them.
+POOL_SIZE = 10
+# A new watch on a task led by another process: "<watch id>:<task id>".
+HANDOVER_CHANNEL = "suno_watch_handover"
+# A process let go of tasks (it stops, or sheds load): the others claim them at once.
+RELEASED_CHANNEL = "suno_tasks_released"
+
+# Each step moves the schema from version N to N + 1 (the row count of schema_migrations) in
+# one transaction. Append-only, like the SQLite steps: a released step is never edited.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE watches (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            application_id BIGINT NOT NULL,
+            guild_id BIGINT,
+            channel_id BIGINT,
+            message_id BIGINT,
+            requester_id BIGINT NOT NULL,
+            locale TEXT NOT NULL,
+            ephemeral BOOLEAN NOT NULL,
+            interaction_id BIGINT NOT NULL,
+            interaction_token TEXT,
+            token_expires_at TIMESTAMPTZ NOT NULL,
+            deadline_at TIMESTAMPTZ NOT NULL,
+            last_fingerprint TEXT,
+            outcome TEXT NOT NULL DEFAULT 'active'
+                CHECK (outcome IN ('active', 'finished', 'timed_out', 'lost')),
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+        # Partial indexes keep the live scans proportional to the live rows, as in SQLite.
+        "CREATE INDEX watches_active ON watches (id) WHERE outcome = 'active'",
+        "CREATE INDEX watches_active_tasks ON watches (task_id) WHERE outcome = 'active'",
+        "CREATE INDEX watches_live_tokens ON watches (token_expires_at)"
+        " WHERE interaction_token IS NOT NULL",
+        "CREATE INDEX watches_ended ON watches (updated_at) WHERE outcome <> 'active'",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            acquired_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+        # Which process polls a task, until when; a row past `expires_at` is free.
+        """
+        CREATE TABLE task_leases (
+            task_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        )
+        """,
+        "CREATE INDEX task_leases_owner ON task_leases (owner)",
+    ),
+]
+
+_WATCH_COLUMNS = """
+    id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+    interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+    last_fingerprint, outcome, created_at, updated_at
+"""
+
+# asyncpg's errors for a statement the server refused, a connection that broke, or a server
+# that never answered; each becomes a StoreError.
+_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, to name the database in logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class PostgresWatchStore(WatchStore):
+    """Watches in PostgreSQL, through a pool of connections shared by every task."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str, observer: StoreObserver | None = None) -> None:
+        self._pool = pool
+        self._url = url
+        self._where = redacted(url)
+        self._observer = observer
+        self._closed = False
+        self._listener: asyncpg.Connection | None = None
+
+    @classmethod
+    async def open(cls, url: str, *, observer: StoreObserver | None = None) -> PostgresWatchStore:
+        """Connect to the database at `url` and bring its schema up to date."""
+        where = redacted(url)
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE)
+        except _FAILURES as exc:
+            raise StoreError(_connect_advice(where, exc)) from None
+        except ValueError as exc:
+            raise StoreError(
+                f"DATABASE_URL {where} is not a valid PostgreSQL URL ({exc})"
+            ) from None
+        store = cls(pool, url, observer)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    @property
+    def where(self) -> str:
+        """The database, named without its password."""
+        return self._where
+
+    # -- schema --------------------------------------------------------------------------
+
+    async def _migrate(self) -> None:
+        while True:
+            with self._failures("bring the schema up to date"):
+                async with self._pool.acquire() as connection, connection.transaction():
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                    version = await self._schema_version(connection)
+                    if version == len(MIGRATIONS):
+                        return
+                    for statement in MIGRATIONS[version]:
+                        await connection.execute(statement)
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)", version + 1
+                    )
+
+    async def _schema_version(self, connection: PoolConnectionProxy[asyncpg.Record]) -> int:
+        known = len(MIGRATIONS)
+        exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not exists:
+            await self._refuse_foreign_tables(connection)
+            await connection.execute(
+                "CREATE TABLE schema_migrations ("
+                " version INTEGER PRIMARY KEY,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            return 0
+        version = int(
+            await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        )
+        if version > known:
+            raise StoreError(
+                f"database {self._where} has schema version {version}, but this version of the"
+                f" bot knows only up to {known}; run a newer bot or point DATABASE_URL at"
+                " another database"
+            )
+        return version
+
+    async def _refuse_foreign_tables(self, connection: PoolConnectionProxy[asyncpg.Record]) -> None:
+        rows = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() ORDER BY table_name"
+        )
+        names = [str(row["table_name"]) for row in rows]
+        if names:
+            raise StoreError(
+                f"database {self._where} already holds tables that are not the bot's"
+                f" ({', '.join(names[:5])}); point DATABASE_URL at a new database or schema"
+            )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        """Database errors inside become a StoreError saying what could not be done."""
+        try:
+            yield
+        except _FAILURES as exc:
+            if self._observer is not None:
+                self._observer.store_error()
+            raise StoreError(
+                f"database {self._where}: could not {action} ({_describe(exc)});"
+                " check that PostgreSQL runs and accepts the bot's connections"
+            ) from None
+
+    async def _fetch(self, action: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        with self._failures(action):
+            return list(await self._pool.fetch(sql, *args))
+
+    async def _count(self, action: str, sql: str, *args: Any) -> int:
+        """Runs a statement and returns how many rows it changed."""
+        with self._failures(action):
+            status = await self._pool.execute(sql, *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+    # -- watches -------------------------------------------------------------------------
+
+    async def add(self, watch: NewWatch) -> Watch:
+        now = _moment(_now())
+        expires = _aware(watch.token_expires_at, "token_expires_at")
+        deadline = _aware(watch.deadline_at, "deadline_at")
+        rows = await self._fetch(
+            "record a new watch",
+            """
+            INSERT INTO watches (
+                task_id, application_id, guild_id, channel_id, requester_id, locale,
+                ephemeral, interaction_id, interaction_token, token_expires_at,
+                deadline_at, outcome, created_at, updated_at
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12)
+            RETURNING id
+            """,
+            watch.task_id,
+            watch.application_id,
+            watch.guild_id,
+            watch.channel_id,
+            watch.requester_id,
+            watch.locale,
+            watch.ephemeral,
+            watch.interaction_id,
+            watch.interaction_token,
+            expires,
+            deadline,
+            now,
+        )
+        return Watch(
+            id=int(rows[0]["id"]),
+            task_id=watch.task_id,
+            application_id=watch.application_id,
+            guild_id=watch.guild_id,
+            channel_id=watch.channel_id,
+            requester_id=watch.requester_id,
+            locale=watch.locale,
+            ephemeral=watch.ephemeral,
+            interaction_id=watch.interaction_id,
+            interaction_token=watch.interaction_token,
+            token_expires_at=expires.astimezone(UTC),
+            deadline_at=deadline.astimezone(UTC),
+            message_id=None,
+            last_fingerprint=None,
+            outcome=WatchOutcome.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def _update_watch(self, watch_id: int, action: str, sql: str, *args: Any) -> None:
+        changed = await self._fetch(action, f"{sql} RETURNING id", *args)
+        if not changed:
+            known = await self._fetch(action, "SELECT 1 FROM watches WHERE id = $1", watch_id)
+            if not known:
+                raise LookupError(f"no watch with id {watch_id}")
+
+    async def set_message_id(self, watch_id: int, message_id: int) -> None:
+        await self._update_watch(
+            watch_id,
+            "record a message id",
+            "UPDATE watches SET message_id = $1, updated_at = $2 WHERE id = $3",
+            message_id,
+            _moment(_now()),
+            watch_id,
+        )
+
+    async def set_fingerprint(self, watch_id: int, fingerprint: str) -> None:
+        await self._update_watch(
+            watch_id,
+            "record what a message shows",
+            "UPDATE watches SET last_fingerprint = $1, updated_at = $2 WHERE id = $3",
+            fingerprint,
+            _moment(_now()),
+            watch_id,
+        )
+
+    async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
+        if outcome is WatchOutcome.ACTIVE:
+            raise ValueError("a watch cannot finish as active")
+        await self._update_watch(
+            watch_id,
+            "finish a watch",
+            "UPDATE watches SET outcome = $1, interaction_token = NULL, updated_at = $2"
+            " WHERE id = $3 AND outcome = 'active'",
+            outcome.value,
+            _moment(_now()),
+            watch_id,
+        )
+
+    async def active(self) -> list[Watch]:
+        rows = await self._fetch(
+            "read the active watches",
+            f"SELECT {_WATCH_COLUMNS} FROM watches WHERE outcome = 'active' ORDER BY id",  # noqa: S608 - a constant column list
+        )
+        return [_watch_from_row(row) for row in rows]
+
+    async def purge_expired_tokens(self, now: datetime) -> int:
+        return await self._count(
+            "forget expired tokens",
+            "UPDATE watches SET interaction_token = NULL, updated_at = $1"
+            " WHERE interaction_token IS NOT NULL AND token_expires_at <= $2",
+            _moment(_now()),
+            _aware(now, "now"),
+        )
+
+    async def prune_finished(self, before: datetime) -> int:
+        return await self._count(
+            "prune ended watches",
+            "DELETE FROM watches WHERE outcome <> 'active' AND updated_at < $1",
+            _aware(before, "before"),
+        )
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._fetch("read a setting", "SELECT value FROM meta WHERE key = $1", key)
+        return str(rows[0]["value"]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._count(
+            "save a setting",
+            "INSERT INTO meta (key, value) VALUES ($1, $2)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value,
+        )
+
+    # -- named leases --------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now = _now()
+        taken = await self._fetch(
+            "take a lease",
+            """
+            INSERT INTO leases (name, owner, acquired_at, expires_at)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (name) DO UPDATE SET
+                owner = excluded.owner,
+                acquired_at = CASE WHEN leases.owner = excluded.owner
+                    THEN leases.acquired_at ELSE excluded.acquired_at END,
+                expires_at = excluded.expires_at
+            WHERE leases.owner = excluded.owner OR leases.expires_at <= $3
+            RETURNING owner
+            """,
+            name,
+            owner,
+            _moment(now),
+            _moment(now + _lease_ttl(ttl)),
+        )
+        return bool(taken)
+
+    async def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        expires = _moment(_now() + _lease_ttl(ttl))
+        renewed = await self._count(
+            "renew a lease",
+            "UPDATE leases SET expires_at = $1 WHERE name = $2 AND owner = $3",
+            expires,
+            name,
+            owner,
+        )
+        return renewed > 0
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        released = await self._count(
+            "release a lease", "DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner
+        )
+        return released > 0
+
+    async def lease_holder(self, name: str) -> Lease | None:
+        rows = await self._fetch(
+            "read a lease",
+            "SELECT owner, acquired_at, expires_at FROM leases WHERE name = $1 AND expires_at > $2",
+            name,
+            _moment(_now()),
+        )
+        if not rows:
+            return None
+        return Lease(
+            name=name,
+            owner=str(rows[0]["owner"]),
+            acquired_at=rows[0]["acquired_at"],
+            expires_at=rows[0]["expires_at"],
+        )
+
+    async def lease_count(self, prefix: str) -> int:
+        """How many unexpired leases have a name starting with `prefix`."""
+        rows = await self._fetch(
+            "count the leases",
+            "SELECT count(*) AS n FROM leases WHERE starts_with(name, $1) AND expires_at > $2",
+            prefix,
+            _moment(_now()),
+        )
+        return int(rows[0]["n"])
+
+    # -- task leases: which process polls which task -------------------------------------
+
+    async def claim_task(self, task_id: str, owner: str, ttl: float) -> bool:
+        """Lead `task_id` for `ttl` seconds if nobody else does; True when `owner` leads it."""
+        now = _now()
+        taken = await self._fetch(
+            "claim a task",
+            """
+            INSERT INTO task_leases (task_id, owner, expires_at) VALUES ($1, $2, $3)
+            ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner,
+                expires_at = excluded.expires_at
+            WHERE task_leases.owner = excluded.owner OR task_leases.expires_at <= $4
+            RETURNING task_id
+            """,
+            task_id,
+            owner,
+            _moment(now + _lease_ttl(ttl)),
+            _moment(now),
+        )
+        return bool(taken)
+
+    async def claim_free_tasks(self, owner: str, ttl: float, limit: int) -> list[str]:
+        """Lead up to `limit` tasks that have active watches and no live leader.
+
+        Each process walks the free tasks in its own order (a hash of task id and owner), so
+        processes claiming together rarely queue for the same rows; inserts go in task order,
+        so two of them never wait for each other in a cycle.
+        """
+        if limit <= 0:
+            return []
+        now = _now()
+        rows = await self._fetch(
+            "claim tasks",
+            """
+            WITH free AS (
+                SELECT DISTINCT w.task_id FROM watches w
+                WHERE w.outcome = 'active' AND NOT EXISTS (
+                    SELECT 1 FROM task_leases l
+                    WHERE l.task_id = w.task_id AND l.expires_at > $3
+                )
+            ), picked AS (
+                SELECT task_id FROM free ORDER BY md5(task_id || $1) LIMIT $4
+            )
+            INSERT INTO task_leases (task_id, owner, expires_at)
+            SELECT task_id, $1, $2 FROM picked ORDER BY task_id
+            ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner,
+                expires_at = excluded.expires_at
+            WHERE task_leases.expires_at <= $3
+            RETURNING task_id
+            """,
+            owner,
+            _moment(now + _lease_ttl(ttl)),
+            _moment(now),
+            limit,
+        )
+        return [str(row["task_id"]) for row in rows]
+
+    async def renew_tasks(self, owner: str, ttl: float) -> set[str]:
+        """Extends every task lease `owner` still holds; returns those task ids."""
+        rows = await self._fetch(
+            "renew the task leases",
+            "UPDATE task_leases SET expires_at = $1 WHERE owner = $2 RETURNING task_id",
+            _moment(_now() + _lease_ttl(ttl)),
+            owner,
+        )
+        return {str(row["task_id"]) for row in rows}
+
+    async def release_tasks(
+        self, owner: str, task_ids: Sequence[str] | None = None, *, announce: bool = True
+    ) -> int:
+        """Lets go of `task_ids` (every task, when None); `announce` tells the other
+        processes, so they claim the tasks now rather than at their next sync."""
+        with self._failures("release tasks"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                if task_ids is None:
+                    status = await connection.execute(
+                        "DELETE FROM task_leases WHERE owner = $1", owner
+                    )
+                else:
+                    status = await connection.execute(
+                        "DELETE FROM task_leases WHERE owner = $1 AND task_id = ANY($2::text[])",
+                        owner,
+                        list(task_ids),
+                    )
+                released = int(status.rsplit(" ", 1)[-1])
+                if released and announce:
+                    await connection.execute("SELECT pg_notify($1, $2)", RELEASED_CHANNEL, owner)
+        return released
+
+    async def active_task_count(self) -> int:
+        """How many distinct tasks have an active watch."""
+        rows = await self._fetch(
+            "count the watched tasks",
+            "SELECT count(DISTINCT task_id) AS n FROM watches WHERE outcome = 'active'",
+        )
+        return int(rows[0]["n"])
+
+    async def unfollowed_watches(self, owner: str, following: Sequence[int]) -> list[Watch]:
+        """Active watches of the tasks `owner` leads, except the ids in `following`."""
+        rows = await self._fetch(
+            "read the watches of led tasks",
+            """
+            SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale,
+                ephemeral, interaction_id, interaction_token, token_expires_at, deadline_at,
+                message_id, last_fingerprint, outcome, created_at, updated_at
+            FROM watches
+            WHERE outcome = 'active'
+                AND task_id IN (SELECT task_id FROM task_leases WHERE owner = $1)
+                AND NOT (id = ANY($2::bigint[]))
+            ORDER BY id
+            """,
+            owner,
+            list(following),
+        )
+        return [_watch_from_row(row) for row in rows]
+
+    async def active_watch(self, watch_id: int) -> Watch | None:
+        """The watch with `watch_id` while it is active."""
+        rows = await self._fetch(
+            "read a watch",
+            f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = $1 AND outcome = 'active'",  # noqa: S608 - a constant column list
+            watch_id,
+        )
+        return _watch_from_row(rows[0]) if rows else None
+
+    async def hand_over(self, watch: Watch) -> None:
+        """Tells whichever process leads the watch's task that it has a new watch."""
+        await self._count(
+            "hand a watch over",
+            "SELECT pg_notify($1, $2)",
+            HANDOVER_CHANNEL,
+            f"{watch.id}:{watch.task_id}",
+        )
+
+    async def listen(
+        self, on_handover: Callable[[int, str], None], on_release: Callable[[str], None]
+    ) -> None:
+        """Calls `on_handover(watch id, task id)` for each watch handed over and
+        `on_release(owner)` when a process lets go of tasks; (re)connects the listener."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+
+        def handover(_: object, __: int, ___: str, payload: object) -> None:
+            watch_id, _colon, task_id = str(payload).partition(":")
+            if watch_id.isdigit():
+                on_handover(int(watch_id), task_id)
+
+        def release(_: object, __: int, ___: str, payload: object) -> None:
+            on_release(str(payload))
+
+        with self._failures("listen for handovers"):
+            listener = await asyncpg.connect(self._url)
+            await listener.add_listener(HANDOVER_CHANNEL, handover)
+            await listener.add_listener(RELEASED_CHANNEL, release)
+        self._listener = listener
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.terminate()
+        await self._pool.close()
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _lease_ttl(ttl: float) -> float:
+    # NaN or infinity would make a lease that never lapses, even when its owner is long dead.
+    if not (ttl > 0 and ttl < timedelta.max.total_seconds()):
+        raise ValueError("a lease's ttl must be a positive number of seconds")
+    return ttl
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    # A naive datetime would be read in the server's time zone and shift every deadline.
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return moment
+
+
+def _watch_from_row(row: asyncpg.Record) -> Watch:
+    return Watch(
+        id=row["id"],
+        task_id=row["task_id"],
+        application_id=row["application_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        requester_id=row["requester_id"],
+        locale=row["locale"],
+        ephemeral=row["ephemeral"],
+        interaction_id=row["interaction_id"],
+        interaction_token=row["interaction_token"],
+        token_expires_at=row["token_expires_at"],
+        deadline_at=row["deadline_at"],
+        message_id=row["message_id"],
+        last_fingerprint=row["last_fingerprint"],
+        outcome=WatchOutcome(row["outcome"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    # asyncpg's messages carry the server's words, never the password.
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _connect_advice(where: str, exc: BaseException) -> str:
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        return (
+            f"PostgreSQL at {where} refused the bot's login ({_describe(exc)}); check the user"
+            " and password in DATABASE_URL"
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"database {where} does not exist ({_describe(exc)}); create it first"
+    return (
+        f"cannot connect to PostgreSQL at {where} ({_describe(exc)}); check DATABASE_URL and"
+        " that the server runs and accepts connections"
+    )
