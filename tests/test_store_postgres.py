@@ -1,0 +1,302 @@
+"""What is particular to the PostgreSQL store: its migrations, its errors, and the task leases
+and handovers that let several processes share it — against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.tracking import postgres as postgres_module
+from bot.tracking.postgres import MIGRATIONS, PostgresWatchStore, redacted
+from bot.tracking.store import StoreError, WatchOutcome
+from tests.kit.postgres_server import PostgresServer
+from tests.test_store import new_watch
+
+
+async def query(url: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows read straight from the database, bypassing the store."""
+    connection = await asyncpg.connect(url)
+    try:
+        return [tuple(row.values()) for row in await connection.fetch(sql, *args)]
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[PostgresWatchStore]:
+    opened = await PostgresWatchStore.open(postgres_url)
+    yield opened
+    await opened.close()
+
+
+# Schema and migrations
+
+
+async def test_a_new_database_gets_every_migration_once(postgres_url: str) -> None:
+    opened = await PostgresWatchStore.open(postgres_url)
+    await opened.close()
+
+    versions = await query(postgres_url, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
+    tables = {
+        row[0]
+        for row in await query(
+            postgres_url,
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema()",
+        )
+    }
+    assert {"watches", "meta", "leases", "task_leases", "schema_migrations"} <= tables
+
+
+async def test_processes_starting_together_apply_each_step_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting_step = (
+        "INSERT INTO meta (key, value) VALUES ('step_runs', '1')"
+        " ON CONFLICT (key) DO UPDATE SET value = (meta.value::int + 1)::text",
+    )
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", [*MIGRATIONS, counting_step])
+
+    stores = await asyncio.gather(*(PostgresWatchStore.open(postgres_url) for _ in range(6)))
+    try:
+        assert {await s.get_meta("step_runs") for s in stores} == {"1"}
+    finally:
+        for opened in stores:
+            await opened.close()
+    reopened = await PostgresWatchStore.open(postgres_url)
+    try:
+        assert await reopened.get_meta("step_runs") == "1"
+    finally:
+        await reopened.close()
+
+
+async def test_a_failed_step_leaves_the_previous_version_and_the_data(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await PostgresWatchStore.open(postgres_url)
+    kept = await first.add(new_watch())
+    await first.close()
+    monkeypatch.setattr(
+        postgres_module,
+        "MIGRATIONS",
+        [*MIGRATIONS, ("ALTER TABLE watches ADD COLUMN x INT", "SELECT no_such_function()")],
+    )
+
+    with pytest.raises(StoreError, match="schema"):
+        await PostgresWatchStore.open(postgres_url)
+
+    assert await query(postgres_url, "SELECT max(version) FROM schema_migrations") == [
+        (len(MIGRATIONS),)
+    ]
+    monkeypatch.setattr(postgres_module, "MIGRATIONS", MIGRATIONS)
+    reopened = await PostgresWatchStore.open(postgres_url)
+    try:
+        assert await reopened.active() == [kept]
+    finally:
+        await reopened.close()
+
+
+async def test_a_database_from_a_newer_version_is_refused(postgres_url: str) -> None:
+    opened = await PostgresWatchStore.open(postgres_url)
+    await opened.close()
+    await query(postgres_url, "INSERT INTO schema_migrations (version) VALUES (99)")
+
+    with pytest.raises(StoreError, match="schema version 99") as caught:
+        await PostgresWatchStore.open(postgres_url)
+
+    assert "newer bot" in str(caught.value)
+
+
+async def test_a_database_of_another_program_is_refused_untouched(postgres_url: str) -> None:
+    await query(postgres_url, "CREATE TABLE invoices (id INT)")
+
+    with pytest.raises(StoreError, match="invoices"):
+        await PostgresWatchStore.open(postgres_url)
+
+    assert await query(
+        postgres_url, "SELECT to_regclass('watches') IS NULL, to_regclass('schema_migrations')"
+    ) == [(True, None)]
+
+
+# Errors
+
+
+async def test_wrong_password_is_refused_without_showing_it(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.url().replace(":test-password@", ":s3cret-wrong@")
+
+    with pytest.raises(StoreError, match="refused the bot's login") as caught:
+        await PostgresWatchStore.open(url)
+
+    assert "s3cret-wrong" not in str(caught.value)
+    assert f"bot@127.0.0.1:{postgres_server.port}/postgres" in str(caught.value)
+
+
+async def test_a_server_that_does_not_answer_is_a_store_error(
+    postgres_server: PostgresServer,
+) -> None:
+    # The port of a server that is not there: take a free one and let it go.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://bot:pw@127.0.0.1:{port}/db"
+
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL") as caught:
+        await PostgresWatchStore.open(url)
+
+    assert ":pw@" not in str(caught.value)
+
+
+async def test_a_missing_database_is_named(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError, match="does not exist"):
+        await PostgresWatchStore.open(postgres_server.url("no_such_database"))
+
+
+def test_redacted_urls_keep_everything_but_the_password() -> None:
+    assert redacted("postgresql://bot:pw@db:5432/suno?sslmode=require") == (
+        "postgresql://bot@db:5432/suno?sslmode=require"
+    )
+    assert redacted("postgresql://db/suno") == "postgresql://db/suno"
+
+
+async def test_the_store_outlives_its_connections_being_cut(postgres_url: str) -> None:
+    opened = await PostgresWatchStore.open(postgres_url)
+    added = await opened.add(new_watch())
+    await query(
+        postgres_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    try:
+        # A statement on a cut connection fails as a StoreError (never anything else) if the
+        # pool had not noticed yet; the next statement gets a new connection.
+        try:
+            await opened.finish(added.id, WatchOutcome.FINISHED)
+        except StoreError as exc:
+            assert "could not finish a watch" in str(exc)
+            await opened.finish(added.id, WatchOutcome.FINISHED)
+        assert await opened.active() == []
+    finally:
+        await opened.close()
+
+
+# Task leases
+
+
+async def test_exactly_one_process_leads_a_task(store: PostgresWatchStore) -> None:
+    won = await asyncio.gather(*(store.claim_task("task", f"p{i}", ttl=15) for i in range(8)))
+
+    assert sum(won) == 1
+    leader = f"p{won.index(True)}"
+    assert await store.claim_task("task", leader, ttl=15)
+    assert not await store.claim_task("task", "late", ttl=15)
+
+
+async def test_an_expired_task_lease_goes_to_another_process(
+    store: PostgresWatchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(postgres_module, "_now", lambda: now[0])
+    assert await store.claim_task("task", "dead", ttl=15)
+    now[0] += 14.9
+    assert not await store.claim_task("task", "other", ttl=15)
+    now[0] += 0.2
+
+    assert await store.claim_task("task", "other", ttl=15)
+    assert await store.renew_tasks("dead", ttl=15) == set()
+    assert await store.renew_tasks("other", ttl=15) == {"task"}
+
+
+async def test_free_tasks_are_split_between_claimants_without_overlap(
+    store: PostgresWatchStore,
+) -> None:
+    for i in range(300):
+        await store.add(new_watch(task_id=f"t{i % 100}"))
+    others = [await PostgresWatchStore.open(store._url) for _ in range(3)]
+    try:
+        claims = await asyncio.gather(
+            *(s.claim_free_tasks(f"p{i}", ttl=15, limit=40) for i, s in enumerate(others))
+        )
+        rest = await store.claim_free_tasks("p3", ttl=15, limit=1000)
+    finally:
+        for opened in others:
+            await opened.close()
+
+    everything = [task for claim in [*claims, rest] for task in claim]
+    assert sorted(everything) == sorted(f"t{i}" for i in range(100))
+    assert all(len(claim) <= 40 for claim in claims)
+    assert await store.claim_free_tasks("p4", ttl=15, limit=10) == []
+
+
+async def test_tasks_without_active_watches_are_not_claimed(store: PostgresWatchStore) -> None:
+    done = await store.add(new_watch(task_id="done"))
+    await store.finish(done.id, WatchOutcome.FINISHED)
+    await store.add(new_watch(task_id="live"))
+
+    assert await store.claim_free_tasks("p", ttl=15, limit=10) == ["live"]
+
+
+async def test_the_leader_reads_only_the_watches_it_does_not_follow_yet(
+    store: PostgresWatchStore,
+) -> None:
+    first = await store.add(new_watch(task_id="mine"))
+    second = await store.add(new_watch(task_id="mine"))
+    await store.add(new_watch(task_id="theirs"))
+    assert await store.claim_task("mine", "me", ttl=15)
+    assert await store.claim_task("theirs", "them", ttl=15)
+
+    assert [w.id for w in await store.unfollowed_watches("me", [])] == [first.id, second.id]
+    assert [w.id for w in await store.unfollowed_watches("me", [first.id])] == [second.id]
+
+
+async def test_released_tasks_are_free_and_the_others_are_told(
+    store: PostgresWatchStore,
+) -> None:
+    await store.add(new_watch(task_id="a"))
+    await store.add(new_watch(task_id="b"))
+    assert sorted(await store.claim_free_tasks("me", ttl=15, limit=10)) == ["a", "b"]
+    listener = await PostgresWatchStore.open(store._url)
+    told: asyncio.Queue[str] = asyncio.Queue()
+    await listener.listen(lambda *_: None, told.put_nowait)
+    try:
+        assert await store.release_tasks("me", ["a"]) == 1
+        assert await asyncio.wait_for(told.get(), 10) == "me"
+        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == ["a"]
+        assert await store.release_tasks("me") == 1
+        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == ["b"]
+    finally:
+        await listener.close()
+
+
+async def test_a_handed_over_watch_reaches_every_listener(store: PostgresWatchStore) -> None:
+    listener = await PostgresWatchStore.open(store._url)
+    heard: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    await listener.listen(
+        lambda watch_id, task_id: heard.put_nowait((watch_id, task_id)), lambda _: None
+    )
+    try:
+        added = await store.add(new_watch(task_id="task_x"))
+        await store.hand_over(added)
+        assert await asyncio.wait_for(heard.get(), 10) == (added.id, "task_x")
+        assert await listener.active_watch(added.id) == added
+    finally:
+        await listener.close()
+
+
+async def test_members_are_counted_by_their_unexpired_leases(
+    store: PostgresWatchStore,
+) -> None:
+    assert await store.acquire_lease("member:a", "a", ttl=15)
+    assert await store.acquire_lease("member:b", "b", ttl=15)
+    assert await store.acquire_lease("store", "a", ttl=15)
+
+    assert await store.lease_count("member:") == 2
+    assert await store.release_lease("member:b", "b")
+    assert await store.lease_count("member:") == 1
