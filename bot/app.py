@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -16,8 +17,11 @@ from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
+from bot.tracking.cluster import ClusterTiming, Coordinator
 from bot.tracking.editor import MessageEditor
+from bot.tracking.ownership import new_owner_id
 from bot.tracking.policy import PollPolicy
+from bot.tracking.postgres import PostgresWatchStore
 from bot.tracking.store import Watch, WatchStore
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
@@ -26,6 +30,9 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.suno",)
 COMMAND_HASH_KEY = "command_tree_hash:global"
+# Held while one process of a cluster syncs the commands; the others leave it to that one.
+COMMAND_SYNC_LEASE = "command-sync"
+COMMAND_SYNC_SECONDS = 60.0
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
 # What the invite link asks for (the README lists them): 84992.
@@ -70,6 +77,8 @@ class SunoBot(commands.Bot):
         relay: RelayClient,
         store: WatchStore,
         metrics: Metrics | None = None,
+        instance: str | None = None,
+        **client_options: Any,
     ) -> None:
         metrics = metrics or Metrics()
         super().__init__(
@@ -79,7 +88,10 @@ class SunoBot(commands.Bot):
             tree_cls=SunoCommandTree,
             help_command=None,
             http_trace=metrics.discord_trace(),
+            **client_options,
         )
+        # Names this process in the store's leases (the same name as its membership).
+        self.instance = instance or new_owner_id()
         self.settings = settings
         self.relay = relay
         self.store = store
@@ -96,6 +108,14 @@ class SunoBot(commands.Bot):
             observer=metrics,
         )
         metrics.tracker_stats = self.tracker.stats
+        if isinstance(store, PostgresWatchStore):
+            # Several processes share this store: each follows its share of the tasks.
+            timing = ClusterTiming.for_settings(
+                settings.cluster_lease_seconds, settings.poll_interval_seconds
+            )
+            coordinator = Coordinator(store, self.instance, timing)
+            coordinator.attach(self.tracker)
+            self.tracker.share_with(coordinator)
         # Command descriptions in every supported language, for each client's own.
         self.command_translator = CommandTranslator(default_catalog())
         self._resumed = False
@@ -145,7 +165,22 @@ class SunoBot(commands.Bot):
         self.metrics.gateway(connected=False)
 
     async def sync_commands(self) -> None:
-        """Syncs to the development guild at every start; globally only when the tree changed."""
+        """Syncs to the development guild at every start; globally only when the tree changed.
+        In a cluster one process does it while the others go on."""
+        if not self.settings.clustered:
+            await self._sync_commands()
+            return
+        if not await self.store.acquire_lease(
+            COMMAND_SYNC_LEASE, self.instance, COMMAND_SYNC_SECONDS
+        ):
+            log.info("another process of the cluster syncs the commands")
+            return
+        try:
+            await self._sync_commands()
+        finally:
+            await self.store.release_lease(COMMAND_SYNC_LEASE, self.instance)
+
+    async def _sync_commands(self) -> None:
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
@@ -186,3 +221,32 @@ class SunoBot(commands.Bot):
             # Not cached (a private thread, say): Discord's answer to the edit decides.
             return True
         return channel.permissions_for(guild.me).view_channel
+
+
+class ShardedSunoBot(SunoBot, commands.AutoShardedBot):
+    """The bot over several gateway shards in one process (SHARD_COUNT, SHARD_IDS)."""
+
+
+def make_bot(
+    *,
+    settings: Settings,
+    relay: RelayClient,
+    store: WatchStore,
+    metrics: Metrics | None = None,
+    instance: str | None = None,
+) -> SunoBot:
+    """The bot for `settings`: one gateway connection, or the shards SHARD_IDS names."""
+    shards = settings.shards
+    if shards is None:
+        return SunoBot(
+            settings=settings, relay=relay, store=store, metrics=metrics, instance=instance
+        )
+    return ShardedSunoBot(
+        settings=settings,
+        relay=relay,
+        store=store,
+        metrics=metrics,
+        instance=instance,
+        shard_count=settings.shard_count,
+        shard_ids=shards,
+    )

@@ -29,6 +29,23 @@ from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpda
 log = logging.getLogger(__name__)
 
 
+class Leadership(Protocol):
+    """Who decides which tasks this process follows, when several share one store
+    (bot.tracking.cluster.Coordinator)."""
+
+    def offer(
+        self, watch: Watch, *, task: Task | None, poll_now: bool, failure: RelayError | None
+    ) -> None: ...
+
+    def watch_ended(self, watch_id: int) -> None: ...
+
+    def task_done(self, task_id: str) -> None: ...
+
+    async def start(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
 class Presenter(Protocol):
     """Whoever owns the watches' presentation: turns a task or an error into a message."""
 
@@ -106,6 +123,11 @@ class Tracker:
         self._planned = math.inf
         self._runner: asyncio.Task[None] | None = None
         self._edit_slots = asyncio.Semaphore(MAX_CONCURRENT_EDITS)
+        self._leadership: Leadership | None = None
+
+    def share_with(self, leadership: Leadership) -> None:
+        """Follows only the tasks `leadership` gives this process (a cluster's share)."""
+        self._leadership = leadership
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -114,7 +136,10 @@ class Tracker:
             self._runner = asyncio.create_task(self._run(), name="tracker")
 
     async def close(self) -> None:
-        """Stops polling and editing; every store write already made stays committed."""
+        """Stops polling and editing; every store write already made stays committed.
+        In a cluster the tasks are handed to the other processes."""
+        if self._leadership is not None:
+            await self._leadership.close()
         runner, self._runner = self._runner, None
         pending = [*self._tasks, *([runner] if runner else [])]
         for task in pending:
@@ -146,7 +171,22 @@ class Tracker:
         failure: RelayError | None = None,
     ) -> None:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
-        and `failure` what went wrong when the relay was last asked, if it failed."""
+        and `failure` what went wrong when the relay was last asked, if it failed. In a
+        cluster a task another process leads is followed there."""
+        if self._leadership is not None and watch.task_id not in self._followed:
+            self._leadership.offer(watch, task=task, poll_now=poll_now, failure=failure)
+            return
+        self.follow(watch, task=task, poll_now=poll_now, failure=failure)
+
+    def follow(
+        self,
+        watch: Watch,
+        *,
+        task: Task | None,
+        poll_now: bool = False,
+        failure: RelayError | None = None,
+    ) -> None:
+        """Keeps `watch`'s message current from this process (see `add`)."""
         followed = self._followed.get(watch.task_id)
         if followed is not None and watch.id in followed.updaters:
             return  # already kept current (a command answered before the store was resumed)
@@ -173,8 +213,11 @@ class Tracker:
         self._wake_for(min(polled.next_poll, updater.due_at))
 
     async def resume(self) -> int:
-        """Takes up every unfinished watch in the store; returns how many."""
+        """Takes up every unfinished watch in the store (in a cluster: of this process's
+        share of the tasks); returns how many."""
         await self._housekeep()
+        if self._leadership is not None:
+            return await self._leadership.start()
         watches = await self._store.active()
         for watch in watches:
             self.add(watch, task=None, poll_now=True)
@@ -186,9 +229,25 @@ class Tracker:
         if followed is None:
             return
         followed.updaters.pop(updater.id, None)
+        if self._leadership is not None:
+            self._leadership.watch_ended(updater.id)
         if not followed.updaters:
             del self._followed[task_id]
             self._poller.forget(task_id)
+            if self._leadership is not None:
+                self._leadership.task_done(task_id)
+
+    def drop(self, task_id: str) -> None:
+        """Stops following `task_id` without ending its watches: another process leads it."""
+        if self._followed.pop(task_id, None) is not None:
+            self._poller.forget(task_id)
+
+    def following(self) -> list[int]:
+        """The ids of the watches this tracker keeps current."""
+        return [watch_id for followed in self._followed.values() for watch_id in followed.updaters]
+
+    def follows_task(self, task_id: str) -> bool:
+        return task_id in self._followed
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
