@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ack, discord_load, driver, hotpath_scenario, relay_load, scale
+from bench import ack, cluster, discord_load, driver, hotpath_scenario, relay_load, scale
 from bench.driver import RESULTS_DIR
 from bench.report import Row, markdown_table, medians, text_table, write_results
 
@@ -23,9 +23,10 @@ SCENARIOS: dict[str, Scenario] = {
     "discord": discord_load.run,
     "scale": scale.run,
     "hotpath": hotpath_scenario.run,
+    "cluster": cluster.run,
 }
 # The table lists figures by scenario number, whatever order they were measured in.
-_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ")
+_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -108,14 +108,17 @@ class SunoBot(commands.Bot):
             observer=metrics,
         )
         metrics.tracker_stats = self.tracker.stats
+        self.coordinator: Coordinator | None = None
         if isinstance(store, PostgresWatchStore):
             # Several processes share this store: each follows its share of the tasks.
             timing = ClusterTiming.for_settings(
-                settings.cluster_lease_seconds, settings.poll_interval_seconds
+                settings.cluster_lease_seconds,
+                settings.poll_interval_seconds,
+                settings.suno_batch_size,
             )
-            coordinator = Coordinator(store, self.instance, timing)
-            coordinator.attach(self.tracker)
-            self.tracker.share_with(coordinator)
+            self.coordinator = Coordinator(store, self.instance, timing)
+            self.coordinator.attach(self.tracker)
+            self.tracker.share_with(self.coordinator)
         # Command descriptions in every supported language, for each client's own.
         self.command_translator = CommandTranslator(default_catalog())
         self._resumed = False

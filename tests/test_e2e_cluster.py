@@ -76,6 +76,8 @@ def cluster_process(
         SHARD_IDS=str(shard),
         SUNO_API_KEY=f"key-{shard}",
         CLUSTER_LEASE_SECONDS=lease_seconds,
+        # Shares are whole batches: one task per batch lets a handful of tasks be shared.
+        SUNO_BATCH_SIZE="1",
     )
     launched.append(process)
     return process

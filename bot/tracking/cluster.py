@@ -89,11 +89,15 @@ class ClusterTiming:
     # A process holding more than this times its share lets go of the excess (a process that
     # started first, or one that stayed while others joined).
     shed_above: float = 1.2
+    # Shares are whole relay batches: the cluster then asks the relay as few times per
+    # interval as one process would (⌈tasks / batch⌉), not once more per process.
+    batch: int = 1
 
     @classmethod
-    def for_settings(cls, lease_seconds: float, poll_interval: float) -> ClusterTiming:
+    def for_settings(cls, lease_seconds: float, poll_interval: float, batch: int) -> ClusterTiming:
         """Renewals three times per lease; a sync no rarer than a poll interval."""
-        return cls(ttl=lease_seconds, sync_every=min(lease_seconds / 3, max(poll_interval, 0.5)))
+        sync_every = min(lease_seconds / 3, max(poll_interval, 0.5))
+        return cls(ttl=lease_seconds, sync_every=sync_every, batch=batch)
 
 
 class Coordinator:
@@ -184,7 +188,8 @@ class Coordinator:
     async def _balance(self) -> None:
         """Claims free tasks up to this process's share, or lets go of the excess."""
         members = max(1, await self._store.lease_count(MEMBER_PREFIX))
-        share = math.ceil(await self._store.active_task_count() / members)
+        batch = self._timing.batch
+        share = math.ceil(await self._store.active_task_count() / members / batch) * batch
         if len(self.held) < share:
             limit = share - len(self.held)
             claimed = await self._store.claim_free_tasks(self.owner, self._timing.ttl, limit)
