@@ -61,7 +61,8 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url[len(prefix) :])
 
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# SQLAlchemy spells the driver into the scheme; the bot always uses asyncpg.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
 
 
 def is_postgres_url(database_url: str) -> bool:

@@ -25,10 +25,12 @@ from bot.tracking.ownership import (
     LeaseKeeper,
     LeaseTiming,
     describe_holder,
+    describe_members,
     membership_keeper,
     new_owner_id,
     while_owner,
 )
+from bot.tracking.postgres import PostgresWatchStore
 from bot.tracking.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -321,7 +323,11 @@ async def check(settings: Settings) -> int:
     except StoreError as exc:
         report(False, f"database: {exc}")
     else:
-        holder = await describe_holder(store)
+        holder = await (
+            describe_members(store)
+            if isinstance(store, PostgresWatchStore)
+            else describe_holder(store)
+        )
         await store.close()
         report(True, f"database opens ({describe_location(settings.database_url)}); {holder}")
     probe_id = f"check-{uuid.uuid4().hex}"

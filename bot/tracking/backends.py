@@ -19,7 +19,8 @@ class OpenStore(WatchStore, Protocol):
 async def open_store(database_url: str, *, observer: StoreObserver | None = None) -> OpenStore:
     """The store at `database_url`, schema up to date; StoreError when it cannot be used."""
     if is_postgres_url(database_url):
-        return await PostgresWatchStore.open(database_url, observer=observer)
+        plain = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return await PostgresWatchStore.open(plain, observer=observer)
     return await SqliteWatchStore.open(sqlite_path(database_url), observer=observer)
 
 

@@ -142,15 +142,15 @@ class Coordinator:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        if not self.held:
-            return
+        # Every lease of this owner, also those whose release was still pending.
         self.held.clear()
         try:
             released = await self._store.release_tasks(self.owner)
         except StoreError as exc:
             log.warning("could not hand the tasks over (%s); they lapse instead", exc)
             return
-        log.info("handed %d tasks over to the other processes", released)
+        if released:
+            log.info("handed %d tasks over to the other processes", released)
 
     async def _run(self) -> None:
         while True:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from bot.tracking.store import LeaseStore, StoreError
 
@@ -256,6 +257,21 @@ async def describe_holder(store: LeaseStore) -> str:
     if holder is None:
         return "no running instance holds it"
     return f"held by {holder.owner} until {_clock_time(holder.expires_at)}"
+
+
+class MemberCount(Protocol):
+    async def lease_count(self, prefix: str) -> int: ...
+
+
+async def describe_members(store: MemberCount) -> str:
+    """How many processes run on a shared store now, in words, for the self-test."""
+    try:
+        members = await store.lease_count(MEMBER_PREFIX)
+    except StoreError as exc:
+        return f"could not read the cluster's members ({exc})"
+    if members == 0:
+        return "no process of the cluster runs now"
+    return f"{members} process{'es' if members != 1 else ''} of the cluster running now"
 
 
 def _clock_time(moment: datetime) -> str:
