@@ -212,13 +212,24 @@ class SunoBot(commands.Bot):
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def runs_shard_of(self, guild_id: int) -> bool:
+        """Whether this process's gateway connections carry `guild_id`'s events."""
+        shards, count = self.settings.shards, self.settings.shard_count
+        if shards is None or count is None:
+            return True
+        # Discord's rule for which shard carries a server.
+        return (guild_id >> 22) % count in shards
+
     def can_edit_channel(self, watch: Watch) -> bool:
         """Whether the bot token can edit the watch's message once the interaction token is gone."""
         if watch.ephemeral or watch.guild_id is None or watch.channel_id is None:
             return False
         guild = self.get_guild(watch.guild_id)
         if guild is None:
-            return False  # installed without the bot user, or removed from the server
+            # A server on another process's shard is not in this cache: Discord's answer to
+            # the edit decides. On this process's shards: installed without the bot user, or
+            # removed from the server.
+            return not self.runs_shard_of(watch.guild_id)
         channel = guild.get_channel_or_thread(watch.channel_id)
         if channel is None or guild.me is None:
             # Not cached (a private thread, say): Discord's answer to the edit decides.

@@ -130,7 +130,12 @@ class Coordinator:
     async def start(self) -> int:
         """Joins the work: listens for handovers, takes up a share of the tasks; returns
         how many watches it took up."""
-        taken = await self._sync()
+        try:
+            taken = await self._sync()
+        except StoreError as exc:
+            # The loop below tries again every sync; until then others lead the tasks.
+            log.warning("could not join the cluster's work yet (%s); trying again", exc)
+            taken = 0
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="cluster-sync")
         return taken

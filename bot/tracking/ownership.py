@@ -98,6 +98,7 @@ def membership_keeper(store: LeaseStore, owner: str, timing: LeaseTiming) -> Lea
         owner=owner,
         timing=timing,
         subject="its place in the cluster",
+        after_loss="so that no task is polled twice (started again, it joins the cluster again)",
     )
 
 
@@ -113,11 +114,16 @@ class LeaseKeeper:
         timing: LeaseTiming | None = None,
         clock: Callable[[], float] = time.time,
         subject: str = "the store",
+        after_loss: str = (
+            "so that one instance at a time works on the store (started again, this instance"
+            " waits for the lease)"
+        ),
     ) -> None:
         self._store = store
         self.name = name
-        # What the lease stands for, in the log lines.
+        # What the lease stands for, and why losing it stops the process, in the log lines.
         self.subject = subject
+        self.after_loss = after_loss
         self.owner = owner or new_owner_id()
         self._timing = timing or LeaseTiming()
         self._clock = clock
@@ -184,10 +190,7 @@ class LeaseKeeper:
             # When the lease was lost, the renewal task is running `stop()`: let it finish.
             await asyncio.gather(renewal, return_exceptions=True)
         if self.lost is not None:
-            raise LeaseLost(
-                f"{self.lost}; stopped editing and shutting down, so that one instance at a"
-                " time works on the store (started again, this instance waits for the lease)"
-            )
+            raise LeaseLost(f"{self.lost}; stopped editing and shutting down, {self.after_loss}")
 
     async def _keep(self, stop: Callable[[], Awaitable[None]]) -> None:
         try:
