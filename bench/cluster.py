@@ -35,7 +35,7 @@ from bench.scale import first_message_body
 from bench.stats import summarize
 from bench.workload import add_ramping_tasks, visible_states
 from tests.kit.fake_discord import FakeMessage
-from tests.kit.payloads import music_timeline
+from tests.kit.payloads import envelope, music_timeline
 from tests.kit.postgres_server import PostgresServer, running_postgres
 
 SCENARIO = "6 cluster"
@@ -207,6 +207,14 @@ async def register(found: Cluster, initial: dict[str, Any], watches: list[Seeded
     return time.monotonic() - started
 
 
+def hold_at_first(relay: ClusterRelay, task_ids: list[str]) -> dict[str, Any]:
+    """Scripts every id to stay at the ramp's first state; returns that answer (an envelope)."""
+    first = music_timeline("template")[0]
+    for task_id in task_ids:
+        relay.add_task(task_id, {**first, "task_id": task_id})
+    return envelope(first)
+
+
 def expected_edits(watches: int) -> int:
     """Each watch shows the ramp's states once each: the first in the reply, the rest edits."""
     return watches * (visible_states(music_timeline("template")[:4]) - 1)
@@ -293,10 +301,15 @@ async def _case(
     async with cluster(label, processes, url, params, handover=handover or "notify") as found:
         found.fake.keep_bodies = False
         task_ids = [f"cl-{n:05d}" for n in range(params.tasks)]
-        initial = add_ramping_tasks(found.relay, task_ids)
+        # Every task stands still until every watch is registered and handed to its leader,
+        # then ramps: each watch then has the same states to show, however long it took to
+        # register (a late watch would otherwise not see the states before it came).
+        initial = hold_at_first(found.relay, task_ids)
         watch_ids = [task_id for task_id in task_ids for _ in range(params.watchers)]
         seeded = seed_status_messages(found.fake, watch_ids, first_message_body(initial))
         registration = await register(found, initial, seeded)
+        await asyncio.sleep(params.interval)
+        add_ramping_tasks(found.relay, task_ids)
         await asyncio.sleep(params.settle_cycles * params.interval)
         result: dict[str, Any] = {
             "label": label,

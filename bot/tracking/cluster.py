@@ -115,6 +115,7 @@ class Coordinator:
         self._renewed_at = -math.inf  # monotonic
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     def attach(self, followers: Followers) -> None:
         self._followers = followers
@@ -142,6 +143,9 @@ class Coordinator:
 
     async def close(self) -> None:
         """Stops syncing and lets go of every task, so the other processes take over now."""
+        if self._closed:
+            return
+        self._closed = True
         runner, self._runner = self._runner, None
         pending = [*self._tasks, *([runner] if runner else [])]
         for task in pending:
