@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -300,3 +301,19 @@ async def test_members_are_counted_by_their_unexpired_leases(
     assert await store.lease_count("member:") == 2
     assert await store.release_lease("member:b", "b")
     assert await store.lease_count("member:") == 1
+
+
+async def test_pruning_also_drops_leases_that_lapsed_before_the_cutoff(
+    store: PostgresWatchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(postgres_module, "_now", lambda: now[0])
+    assert await store.acquire_lease("member:crashed", "crashed", ttl=15)
+    assert await store.claim_task("orphan", "crashed", ttl=15)
+    now[0] += 3600
+    assert await store.acquire_lease("member:alive", "alive", ttl=15)
+
+    await store.prune_finished(datetime.fromtimestamp(now[0] - 60, UTC))
+
+    assert await query(store._url, "SELECT name FROM leases") == [("member:alive",)]
+    assert await query(store._url, "SELECT task_id FROM task_leases") == []

@@ -340,10 +340,16 @@ class PostgresWatchStore(WatchStore):
         )
 
     async def prune_finished(self, before: datetime) -> int:
+        cutoff = _aware(before, "before")
+        # Leases of crashed processes are never released: they go with the ended watches.
+        await self._count("prune lapsed leases", "DELETE FROM leases WHERE expires_at < $1", cutoff)
+        await self._count(
+            "prune lapsed task leases", "DELETE FROM task_leases WHERE expires_at < $1", cutoff
+        )
         return await self._count(
             "prune ended watches",
             "DELETE FROM watches WHERE outcome <> 'active' AND updated_at < $1",
-            _aware(before, "before"),
+            cutoff,
         )
 
     async def get_meta(self, key: str) -> str | None:
