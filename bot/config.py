@@ -193,8 +193,15 @@ class Settings(BaseSettings):
         if self.shard_ids is not None:
             if self.shard_count is None:
                 raise ValueError("SHARD_IDS needs SHARD_COUNT")
-            if shard_ids(self.shard_ids)[-1] >= self.shard_count:
+            ids = shard_ids(self.shard_ids)
+            if ids[-1] >= self.shard_count:
                 raise ValueError("SHARD_IDS names a shard at or above SHARD_COUNT")
+            if len(ids) < self.shard_count and not self.clustered:
+                # On SQLite one process works at a time: the other shards would go unserved.
+                raise ValueError(
+                    "SHARD_IDS names only some shards: the others need processes of their own,"
+                    " which share a PostgreSQL DATABASE_URL (a SQLite store serves one process)"
+                )
         return self
 
     @property

@@ -271,7 +271,7 @@ def test_a_dotenv_full_of_problems_never_shows_a_secret(tmp_path: Path) -> None:
 def test_shard_ids_name_ranges_and_lists(
     monkeypatch: pytest.MonkeyPatch, value: str, shards: list[int]
 ) -> None:
-    set_required(monkeypatch, SHARD_COUNT="8", SHARD_IDS=value)
+    set_required(monkeypatch, SHARD_COUNT="8", SHARD_IDS=value, DATABASE_URL="postgresql://db/suno")
     assert load_settings().shards == shards
 
 
@@ -291,6 +291,7 @@ def test_without_shard_ids_a_process_runs_every_shard(monkeypatch: pytest.Monkey
             "SHARD_IDS names a shard at or above SHARD_COUNT",
         ),
         ({"SHARD_COUNT": "4", "SHARD_IDS": "3-1"}, "SHARD_IDS is invalid: expected shard ids"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "0-1"}, "SHARD_IDS names only some shards"),
     ],
 )
 def test_shard_ids_that_do_not_fit_are_named(
@@ -310,3 +311,8 @@ def test_a_postgresql_url_selects_the_shared_store_and_is_never_shown(
     settings = load_settings()
     assert settings.clustered
     assert "pw-secret" not in repr(settings)
+
+
+def test_a_sqlite_process_may_run_every_shard_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, SHARD_COUNT="2", SHARD_IDS="0-1")
+    assert load_settings().shards == [0, 1]

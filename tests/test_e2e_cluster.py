@@ -281,10 +281,20 @@ async def test_a_stopping_process_hands_its_tasks_over_at_once(
 
 
 async def test_one_process_runs_each_shard_it_is_given_on_its_own_connection(
-    fake: FakeDiscord, relay: FakeRelay, database: Path, launched: list[BotProcess]
+    fake: FakeDiscord,
+    relay: FakeRelay,
+    database: Path,
+    postgres_url: str,
+    launched: list[BotProcess],
 ) -> None:
     process = BotProcess.against(
-        fake, relay, database, SHARD_COUNT="4", SHARD_IDS="1-2", SUNO_API_KEY="key-1"
+        fake,
+        relay,
+        database,
+        DATABASE_URL=postgres_url,
+        SHARD_COUNT="4",
+        SHARD_IDS="1-2",
+        SUNO_API_KEY="key-1",
     )
     launched.append(process)
     relay.add_task("sharded", [*progressing("sharded")[:2], finished("sharded")])
