@@ -41,6 +41,9 @@ RELEASED_CHANNEL = "suno_tasks_released"
 
 # Each step moves the schema from version N to N + 1 (the row count of schema_migrations) in
 # one transaction. Append-only, like the SQLite steps: a released step is never edited.
+# A new table or column is a new step here and one in bot.tracking.store.MIGRATIONS (each
+# backend in its own dialect); a new watch column is also named in _WATCH_COLUMNS here and in
+# the SQLite store's _SELECT_ACTIVE, and read in both _watch_from_row functions.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """
@@ -531,20 +534,23 @@ class PostgresWatchStore(WatchStore):
 
     async def unfollowed_watches(self, owner: str, following: Sequence[int]) -> list[Watch]:
         """Active watches of the tasks `owner` leads, except the ids in `following`."""
-        rows = await self._fetch(
+        missing = await self._fetch(
             "read the watches of led tasks",
             """
-            SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale,
-                ephemeral, interaction_id, interaction_token, token_expires_at, deadline_at,
-                message_id, last_fingerprint, outcome, created_at, updated_at
-            FROM watches
+            SELECT id FROM watches
             WHERE outcome = 'active'
                 AND task_id IN (SELECT task_id FROM task_leases WHERE owner = $1)
                 AND NOT (id = ANY($2::bigint[]))
-            ORDER BY id
             """,
             owner,
             list(following),
+        )
+        if not missing:
+            return []
+        rows = await self._fetch(
+            "read the watches of led tasks",
+            f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = ANY($1::bigint[]) ORDER BY id",  # noqa: S608 - a constant column list
+            [row["id"] for row in missing],
         )
         return [_watch_from_row(row) for row in rows]
 

@@ -20,6 +20,7 @@ BUSY_TIMEOUT_MS = 5000
 
 # Each step moves the schema from version N to N + 1 (PRAGMA user_version) in one transaction.
 # Steps are append-only: a released step is never edited, a change is a new step.
+# The PostgreSQL store (bot.tracking.postgres) keeps its own steps: a change is a step in both.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """
