@@ -178,7 +178,11 @@ class Coordinator:
     # -- the sync ------------------------------------------------------------------------
 
     async def _sync(self) -> int:
-        await self._store.listen(self._on_handover, self._on_release)
+        try:
+            await self._store.listen(self._on_handover, self._on_release)
+        except StoreError as exc:
+            # Without notifications, handed-over watches are found by the scan below.
+            log.warning("not listening for handovers (%s); relying on the scan", exc)
         before = set(self.held)
         held = await self._store.renew_tasks(self.owner, self._timing.ttl)
         self._renewed_at = time.monotonic()
