@@ -192,3 +192,26 @@ async def test_stopping_releases_every_task_for_the_others_at_once(
 
     assert await b.store.claim_free_tasks("b", ttl=60, limit=10) != []
     assert await a.store.renew_tasks("a", ttl=60) == set()
+
+
+async def test_without_the_notification_the_leader_finds_a_handed_over_watch_at_its_sync(
+    members: list[Member], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = members
+    [first] = await add_watches(a.store, 1)
+    await join(a)
+    await join(b)
+
+    async def lost_notification(watch: Watch) -> None:
+        return None
+
+    monkeypatch.setattr(b.store, "hand_over", lost_notification)
+    second = await b.store.add(new_watch(task_id=first.task_id))
+    b.coordinator.offer(second, task=None, poll_now=True, failure=None)
+    await asyncio.gather(*b.coordinator._tasks)
+    assert set(a.tracker.watches) == {first.id}
+
+    await a.coordinator._sync()
+
+    assert set(a.tracker.watches) == {first.id, second.id}
+    assert b.tracker.watches == {}
