@@ -157,11 +157,6 @@ class PostgresWatchStore(WatchStore):
             raise
         return store
 
-    @property
-    def where(self) -> str:
-        """The database, named without its password."""
-        return self._where
-
     # -- schema --------------------------------------------------------------------------
 
     async def _migrate(self) -> None:
