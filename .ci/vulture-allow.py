@@ -3,7 +3,10 @@
 # ruff: noqa
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
+from cogs.keys import KeyGroup, KeyModal, ServerKey
+from cogs.suno import ClipPicks
 
 SunoBot.setup_hook  # called by discord.py before connecting
 SunoBot.on_ready  # a discord.py event
@@ -12,6 +15,11 @@ SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
 Settings._shards_fit  # a pydantic model validator
+KeyModal.on_submit  # called by discord.py when the modal is sent
+KeyGroup.key_status  # an app command callback
+ServerKey.key_status  # an app command callback
+ClipPicker.from_custom_id  # called by discord.py when a card's picker is used
+ClipPicks.on_clip_pick  # a listener for the event the picker dispatches
 model_config  # pydantic and pydantic-settings read it from the class
 row_factory  # aiosqlite reads it for every row
 levelname  # the logging module reads it when it formats a record

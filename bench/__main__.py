@@ -11,7 +11,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ack, cluster, discord_load, driver, hotpath_scenario, relay_load, scale
+from bench import (
+    ack,
+    cluster,
+    discord_load,
+    driver,
+    hotpath_scenario,
+    member_keys,
+    relay_load,
+    scale,
+)
 from bench.driver import RESULTS_DIR
 from bench.report import Row, markdown_table, medians, text_table, write_results
 
@@ -24,9 +33,13 @@ SCENARIOS: dict[str, Scenario] = {
     "scale": scale.run,
     "hotpath": hotpath_scenario.run,
     "cluster": cluster.run,
+    # Minutes long: run only when asked for (`--only scale100k`).
+    "scale100k": scale.run_huge,
+    "keys": member_keys.run,
 }
+DEFAULT_SCENARIOS = ("ack", "relay", "discord", "scale", "hotpath")
 # The table lists figures by scenario number, whatever order they were measured in.
-_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ")
+_ORDER = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "7 ")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -74,7 +87,7 @@ def _sorted(rows: list[Row]) -> list[Row]:
 
 async def _main(args: argparse.Namespace) -> int:
     driver.PROFILE_DIR = args.profile
-    chosen = args.only or list(SCENARIOS)
+    chosen = args.only or list(DEFAULT_SCENARIOS)
     # Other work on the machine skews every figure; the load average says whether there was any.
     load_before = os.getloadavg()
     runs: list[list[Row]] = []

@@ -65,9 +65,7 @@ class NaiveBot(commands.Bot):
             rendered = render_task(task, locale=locale)
             try:
                 await interaction.edit_original_response(
-                    embeds=list(rendered.embeds),
-                    view=rendered.view(),
-                    allowed_mentions=NO_MENTIONS,
+                    view=rendered.view(), allowed_mentions=NO_MENTIONS
                 )
             except discord.NotFound:
                 return
@@ -95,7 +93,7 @@ class NaiveSuno(commands.GroupCog, group_name="suno", group_description="Follow 
         except RelayError as exc:
             error = render_error(exc.message_key, locale=str(interaction.locale))
             await interaction.response.send_message(
-                embeds=list(error.embeds), ephemeral=True, allowed_mentions=NO_MENTIONS
+                view=error.view(), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
         await self._reply(interaction, task, private=private)
@@ -107,8 +105,5 @@ class NaiveSuno(commands.GroupCog, group_name="suno", group_description="Follow 
     ) -> None:
         rendered: RenderedMessage = render_task(task, locale=str(interaction.locale))
         await interaction.response.send_message(
-            embeds=list(rendered.embeds),
-            view=rendered.view() or discord.utils.MISSING,
-            ephemeral=private,
-            allowed_mentions=NO_MENTIONS,
+            view=rendered.view(), ephemeral=private, allowed_mentions=NO_MENTIONS
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import importlib
 import json
 import logging
@@ -46,23 +47,36 @@ PROBE_PERIOD = 0.010
 
 
 class LoopProbe:
-    """Sleeps 10 ms over and over and records by how much each sleep overran."""
+    """Sleeps 10 ms over and over and records by how much each sleep overran; also times the
+    garbage collector's passes (a full pass over a big heap is one long stall)."""
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.samples = []
+        self.gc_pauses = []
+        gc.callbacks.append(self._on_gc)
         self._task = asyncio.create_task(self._run(), name="loop-lag-probe")
 
     async def stop(self) -> list[float]:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         return self.samples
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append((info["generation"], time.perf_counter() - self._gc_started))
 
     async def _run(self) -> None:
         clock = time.perf_counter
@@ -192,16 +206,21 @@ class Host:
         bot = self.bot
         assert bot is not None
         template = task_from_data(envelope_from(request["task"]).data)
+        registrations = []
         for item in request["watches"]:
             interaction: discord.Interaction[Any] = discord.Interaction(
                 data=item["interaction"], state=bot._connection
             )
             task_id = _task_id_of(item["interaction"])
             if isinstance(bot, SunoBot):
-                await _register_ours(bot, interaction, task_id, template, int(item["message_id"]))
+                # Commands run concurrently, each in its own task, as discord.py runs them.
+                registrations.append(
+                    _register_ours(bot, interaction, task_id, template, int(item["message_id"]))
+                )
             else:
                 bot.watch(interaction, task_id)
-            self.watches_added += 1
+        await asyncio.gather(*registrations)
+        self.watches_added += len(request["watches"])
         return {"added": self.watches_added}
 
     async def probe_start(self, request: dict[str, Any]) -> Any:
@@ -214,7 +233,14 @@ class Host:
         cpu = time.process_time() - self.probe_started[1]
         samples = await self.probe.stop()
         lag = summarize([sample * 1000 for sample in samples])
+        pauses = self.probe.gc_pauses
         return {
+            "gc": {
+                "passes": len(pauses),
+                "full_passes": sum(1 for generation, _ in pauses if generation == 2),
+                "longest_ms": max((seconds for _, seconds in pauses), default=0.0) * 1000,
+                "total_ms": sum(seconds for _, seconds in pauses) * 1000,
+            },
             "wall_s": wall,
             "cpu_s": cpu,
             "lag_ms": lag,

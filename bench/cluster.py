@@ -38,7 +38,7 @@ from tests.kit.fake_discord import FakeMessage
 from tests.kit.payloads import envelope, music_timeline
 from tests.kit.postgres_server import PostgresServer, running_postgres
 
-SCENARIO = "6 cluster"
+SCENARIO = "7 cluster"
 CHUNK = 500
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -21,12 +22,33 @@ class StampedRelay(FakeRelay):
         super().__init__(**kwargs)
         self.stamps: list[float] = []
         self.batch_sizes: list[tuple[float, int]] = []
+        # Task id → when the relay first answered for it after `watch_first_answers`.
+        self.first_answers: dict[str, float] = {}
+        self._awaited: set[str] = set()
+
+    def watch_first_answers(self, task_ids: Iterable[str]) -> None:
+        """From now on, note when each of these tasks is first answered for (again)."""
+        for task_id in task_ids:
+            self.first_answers.pop(task_id, None)
+            self._awaited.add(task_id)
+
+    def _answered(self, task_ids: Iterable[str]) -> None:
+        if not self._awaited:
+            return
+        now = time.monotonic()
+        for task_id in task_ids:
+            if task_id in self._awaited:
+                self._awaited.discard(task_id)
+                self.first_answers[task_id] = now
 
     def request_received(self, request: web.Request) -> None:
         self.stamps.append(time.monotonic())
+        if request.method == "GET" and self._awaited:
+            self._answered((unquote(request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]),))
 
     def batch_requested(self, task_ids: tuple[str, ...]) -> None:
         self.batch_sizes.append((time.monotonic(), len(task_ids)))
+        self._answered(task_ids)
 
     def rate(self, after: float, intervals: int, interval: float) -> tuple[float, int]:
         """Requests per interval over `intervals` intervals, counted from the first request
@@ -51,6 +73,8 @@ class LeanFakeDiscord(FakeDiscord):
         super().__init__(**kwargs)
         self.counts: Counter[tuple[str, str, int]] = Counter()
         self.edit_counts: Counter[int] = Counter()
+        # Message id → when its latest edit arrived.
+        self.last_edit_at: dict[int, float] = {}
         # Interaction id → (when its first callback request arrived, the status it got).
         self.callbacks: dict[int, tuple[float, int]] = {}
         self.keep_bodies = True
@@ -77,6 +101,7 @@ class LeanFakeDiscord(FakeDiscord):
 
     def _count_edit(self, message: FakeMessage) -> None:
         self.edit_counts[message.id] += 1
+        self.last_edit_at[message.id] = time.monotonic()
         if not self.keep_bodies:
             message.edits.clear()
 

@@ -1,5 +1,6 @@
 """Entry point: `python -m bot` runs the bot, `check` tests its configuration, `backup PATH`
-copies its store, `health` asks the running bot's /healthz."""
+copies its store, `health` asks the running bot's /healthz, `new-secret` prints a fresh
+KEY_ENCRYPTION_SECRET."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import sys
 
 from bot.config import ConfigError, ProbeSettings, StoreSettings, load, load_settings
 
-USAGE = "usage: python -m bot [run | check | backup PATH | health]"
+USAGE = "usage: python -m bot [run | check | backup PATH | health | new-secret]"
 # Each command and how many operands it takes.
-COMMANDS = {"run": 0, "check": 0, "backup": 1, "health": 0}
+COMMANDS = {"run": 0, "check": 0, "backup": 1, "health": 0, "new-secret": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,11 @@ def _run(command: str, operands: list[str]) -> int:
         from bot.backup import run_backup
 
         return run_backup(load(StoreSettings), operands[0])
+    if command == "new-secret":
+        from bot.keys import new_secret
+
+        print(new_secret())
+        return 0
     if command == "health":
         from bot.healthcheck import run_health
 
@@ -46,7 +52,11 @@ def _run(command: str, operands: list[str]) -> int:
     from bot.logs import configure_logging
     from bot.runner import run_bot, run_check
 
-    secrets = (settings.discord_token.get_secret_value(), settings.suno_api_key.get_secret_value())
+    secrets = (
+        settings.discord_token.get_secret_value(),
+        settings.suno_api_key.get_secret_value(),
+        *(secret.get_secret_value() for secret in settings.key_encryption_secrets),
+    )
     configure_logging(settings.log_level, secrets)
     if command == "check":
         return run_check(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,6 +116,28 @@ def _metrics_address(value: str | None) -> str | None:
     return value
 
 
+def _key_encryption_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        split_secrets(value)
+    return value
+
+
+def split_secrets(value: SecretStr) -> tuple[SecretStr, ...]:
+    """The comma-separated Fernet keys of KEY_ENCRYPTION_SECRET, newest (the one that
+    encrypts) first; ValueError, without the value, when one is not a Fernet key."""
+    parts = [part.strip() for part in value.get_secret_value().split(",")]
+    if not all(_is_fernet_key(part) for part in parts):
+        raise ValueError("expected Fernet keys")
+    return tuple(SecretStr(part) for part in parts)
+
+
+def _is_fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text.encode("ascii"))) == FERNET_KEY_BYTES
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 MetricsAddress = Annotated[
     str | None, BeforeValidator(_blank_is_none), AfterValidator(_metrics_address)
@@ -126,6 +149,10 @@ DATABASE_URL_EXPECTED = (
 )
 ShardIds = Annotated[str | None, BeforeValidator(_blank_is_none), AfterValidator(_shard_ids)]
 METRICS_ADDRESS_EXPECTED = "host:port such as 127.0.0.1:9108, or unset"
+FERNET_KEY_BYTES = 32
+ENCRYPTION_EXPECTED = (
+    "one or more comma-separated Fernet keys (make one with: python -m bot new-secret), or unset"
+)
 
 
 class Settings(BaseSettings):
@@ -187,6 +214,13 @@ class Settings(BaseSettings):
     cluster_lease_seconds: float = Field(
         default=15.0, ge=1, le=300, description="a number of seconds from 1 to 300"
     )
+    # Member and server relay keys are on only with this set: the first key encrypts, every
+    # key listed decrypts (older ones stay listed while keys are re-encrypted).
+    key_encryption_secret: Annotated[
+        SecretStr | None,
+        BeforeValidator(_blank_is_none),
+        AfterValidator(_key_encryption_secret),
+    ] = Field(default=None, description=ENCRYPTION_EXPECTED)
 
     @model_validator(mode="after")
     def _shards_fit(self) -> Settings:
@@ -221,6 +255,13 @@ class Settings(BaseSettings):
         if self.shard_ids is None:
             return list(range(self.shard_count))
         return shard_ids(self.shard_ids)
+
+    @property
+    def key_encryption_secrets(self) -> tuple[SecretStr, ...]:
+        """The Fernet keys for member and server relay keys, newest first; () when off."""
+        if self.key_encryption_secret is None:
+            return ()
+        return split_secrets(self.key_encryption_secret)
 
 
 class StoreSettings(BaseSettings):

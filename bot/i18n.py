@@ -46,6 +46,8 @@ class Catalog:
         if FALLBACK_LANGUAGE not in self._messages:
             raise ValueError(f"the catalog has no {FALLBACK_LANGUAGE!r} messages")
         self._chains: dict[str, tuple[dict[str, str], ...]] = {}
+        # (locale, key) → the template that serves it, for the locales whose chain is cached.
+        self._templates: dict[tuple[str, str], str] = {}
 
     @classmethod
     def from_directory(cls, path: Path, locales: Iterable[str] | None = None) -> Catalog:
@@ -88,10 +90,18 @@ class Catalog:
 
         A key missing in every catalog raises KeyError: it is a programming error.
         """
+        template = self._templates.get((locale, key))
+        if template is None:
+            template = self._template(locale, key)
+        return template.format(**params) if params else template
+
+    def _template(self, locale: str, key: str) -> str:
         for messages in self._chain(locale):
             template = messages.get(key)
             if template is not None:
-                return template.format(**params) if params else template
+                if locale in self._chains:  # bounded as the chains are
+                    self._templates[(locale, key)] = template
+                return template
         raise KeyError(key)
 
     def translation(self, locale: str, key: str) -> str | None:

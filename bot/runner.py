@@ -16,6 +16,7 @@ import discord
 
 from bot.app import SunoBot, make_bot
 from bot.config import Settings
+from bot.keys import KeyRing, MemberKeys
 from bot.logs import describe_failure
 from bot.metrics import EndpointError, Metrics, serving
 from bot.suno.client import RelayClient
@@ -66,6 +67,7 @@ class Resources:
     store: OpenStore
     relay: RelayClient
     metrics: Metrics
+    keys: MemberKeys
     # This process's name in the store's leases.
     instance: str
 
@@ -76,11 +78,26 @@ async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
     metrics = Metrics()
     store = await open_store(settings.database_url, observer=metrics)
     try:
+        keys = await member_keys(settings, store)
         async with aiohttp.ClientSession() as session:
             relay = relay_client(session, settings, metrics)
-            yield Resources(store, relay, metrics, new_owner_id())
+            yield Resources(store, relay, metrics, keys, new_owner_id())
     finally:
         await store.close()
+
+
+async def member_keys(settings: Settings, store: OpenStore) -> MemberKeys:
+    """The member and server keys, on when KEY_ENCRYPTION_SECRET is set; keys encrypted with
+    an older secret are re-encrypted with the first one at start."""
+    secrets = settings.key_encryption_secrets
+    keys = MemberKeys(store, KeyRing(secrets) if secrets else None)
+    if not keys.enabled:
+        log.info("member and server relay keys are off (KEY_ENCRYPTION_SECRET is unset)")
+        return keys
+    rotated = await keys.reencrypt_all()
+    if rotated:
+        log.info("re-encrypted %d relay keys with the current KEY_ENCRYPTION_SECRET", rotated)
+    return keys
 
 
 @asynccontextmanager
@@ -91,6 +108,7 @@ async def discord_client(settings: Settings, resources: Resources) -> AsyncItera
         relay=resources.relay,
         store=resources.store,
         metrics=resources.metrics,
+        keys=resources.keys,
         instance=resources.instance,
     )
     try:
@@ -305,6 +323,34 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+async def _check_store(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """The database opens; with member keys on, every stored key decrypts."""
+    try:
+        store = await open_store(settings.database_url)
+    except StoreError as exc:
+        report(False, f"database: {exc}")
+        return
+    try:
+        holder = await (
+            describe_members(store)
+            if isinstance(store, PostgresWatchStore)
+            else describe_holder(store)
+        )
+        report(True, f"database opens ({describe_location(settings.database_url)}); {holder}")
+        secrets = settings.key_encryption_secrets
+        if secrets:
+            stored, unreadable = await MemberKeys(store, KeyRing(secrets)).count_readable()
+            report(
+                not unreadable,
+                f"member keys on: {stored} stored, all readable"
+                if not unreadable
+                else f"member keys: {unreadable} of {stored} cannot be decrypted with "
+                "KEY_ENCRYPTION_SECRET (list the old secret after the new one)",
+            )
+    finally:
+        await store.close()
+
+
 def run_check(settings: Settings) -> int:
     return asyncio.run(check(settings))
 
@@ -318,18 +364,7 @@ async def check(settings: Settings) -> int:
         print(f"{'ok  ' if ok else 'FAIL'}  {what}", flush=True)
 
     report(True, f"settings loaded (relay {settings.suno_api_base_url})")
-    try:
-        store = await open_store(settings.database_url)
-    except StoreError as exc:
-        report(False, f"database: {exc}")
-    else:
-        holder = await (
-            describe_members(store)
-            if isinstance(store, PostgresWatchStore)
-            else describe_holder(store)
-        )
-        await store.close()
-        report(True, f"database opens ({describe_location(settings.database_url)}); {holder}")
+    await _check_store(settings, report)
     probe_id = f"check-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession() as session:
         try:

@@ -64,6 +64,13 @@ def safe_url(value: object) -> str | None:
     """The URL if it is an absolute http(s) URL that is safe to put in an embed or a button."""
     if not isinstance(value, str):
         return None
+    return _checked_url(value)
+
+
+# A task's links come back on every poll that changed it; splitting them again was a fifth of
+# parsing a task.
+@functools.lru_cache(maxsize=2048)
+def _checked_url(value: str) -> str | None:
     url = value.strip()
     if not url or len(url) > _MAX_URL_LENGTH or _UNSAFE_URL_CHARS.search(url):
         return None

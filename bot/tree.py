@@ -18,9 +18,9 @@ async def reply_error(interaction: discord.Interaction[discord.Client], message_
     message = render_error(message_key, locale=str(interaction.locale))
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(embeds=list(message.embeds), ephemeral=True)
+            await interaction.followup.send(view=message.view(), ephemeral=True)
         else:
-            await interaction.response.send_message(embeds=list(message.embeds), ephemeral=True)
+            await interaction.response.send_message(view=message.view(), ephemeral=True)
     except discord.HTTPException as exc:
         log.info("could not show an error to the requester: HTTP %s code %s", exc.status, exc.code)
 

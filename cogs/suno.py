@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from datetime import timedelta
@@ -13,8 +14,19 @@ from discord.ext import commands
 
 from bot.app import SunoBot
 from bot.i18n import command_text
-from bot.render import RenderedMessage, render_error, render_task, render_unanswered
-from bot.suno.errors import RelayError
+from bot.keys import KeyChoice, KeySource
+from bot.render import (
+    DIGEST_MARK,
+    PICK_EVENT,
+    ClipPicker,
+    RenderedMessage,
+    render_error,
+    render_picked,
+    render_task,
+    render_unanswered,
+    task_digest,
+)
+from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
 from bot.tracking.store import NewWatch, Watch, WatchOutcome
@@ -29,8 +41,27 @@ ACKNOWLEDGE_BUDGET_SECONDS = 1.5
 Interaction = discord.Interaction[SunoBot]
 
 
+# What the requester is told when the relay does not know the task or refuses the key, by
+# whose key asked (with member keys on): theirs, the server's or the bot's.
+_NOT_FOUND = {
+    KeySource.OWN: "error.task_not_found.own",
+    KeySource.SERVER: "error.task_not_found.server",
+    KeySource.BOT: "error.task_not_found.bot",
+}
+_KEY_REJECTED = {
+    KeySource.OWN: "error.member_key_rejected",
+    KeySource.SERVER: "error.server_key_rejected",
+    KeySource.BOT: "error.key_rejected",
+}
+
+
 # Names stay English in every client (`/suno status task_id` is what people share and what
 # the messages say); descriptions are translated for each client by the tree's translator.
+# Installable to a server and to a member's account: a member who installed the app can show
+# their song wherever they are, even where the bot is not (it then edits only through the
+# interaction, for its 15 minutes, and says so when live updates end).
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 class Suno(commands.GroupCog, group_name="suno", group_description=command_text("command.suno")):
     def __init__(self, bot: SunoBot) -> None:
         self.bot = bot
@@ -43,30 +74,50 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     )
     async def status(self, interaction: Interaction, task_id: str, private: bool = False) -> None:
         task_id = normalize_task_id(task_id)
-        fetch = asyncio.ensure_future(self.bot.relay.fetch(task_id))
+        choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
+        fetch = asyncio.ensure_future(self.bot.keyed_relay.fetch(task_id, choice.key_id))
         try:
             done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
             if not done:
-                await self._answer_late(interaction, task_id, fetch, private=private)
+                await self._answer_late(interaction, task_id, fetch, choice, private=private)
                 return
             failure = _transient(fetch.exception())
             if failure is not None:
                 # The relay may be fine a second later: the message waits and the tracker asks.
                 locale = _card_locale(interaction, private=private)
                 rendered = render_unanswered(task_id, locale=locale)
-                await self._reply(interaction, task_id, rendered, failure=failure, private=private)
+                await self._reply(
+                    interaction, task_id, rendered, choice, failure=failure, private=private
+                )
+            elif isinstance(fetch.exception(), RelayError):
+                # A missing task or a refused key: a private note, and nothing to watch.
+                error = fetch.exception()
+                assert isinstance(error, RelayError)
+                await reply_error(interaction, self._message_key(error, choice))
             else:
-                task = fetch.result()  # not-found and a rejected key end here, privately
+                task = fetch.result()
                 rendered = self._render(interaction, task, private=private)
-                await self._reply(interaction, task_id, rendered, task=task, private=private)
+                await self._reply(
+                    interaction, task_id, rendered, choice, task=task, private=private
+                )
         finally:
             fetch.cancel()
+
+    def _message_key(self, error: RelayError, choice: KeyChoice) -> str:
+        """What the requester reads for a relay failure; a missing task or a refused key
+        names whose key asked (and, where members may bring one, how to use their own)."""
+        if isinstance(error, TaskNotFound) and self.bot.keys.enabled:
+            return _NOT_FOUND[choice.source]
+        if isinstance(error, RelayKeyRejected):
+            return _KEY_REJECTED[choice.source]
+        return error.message_key
 
     async def _reply(
         self,
         interaction: Interaction,
         task_id: str,
         rendered: RenderedMessage,
+        choice: KeyChoice,
         *,
         private: bool,
         task: Task | None = None,
@@ -74,18 +125,13 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     ) -> None:
         """Answers with `rendered`; the watch that keeps it current is stored before."""
         if task is not None and task.is_terminal:
-            await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
-            )
+            await interaction.response.send_message(view=rendered.view(), ephemeral=private)
             return
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        new_watch = self._new_watch(interaction, task_id, choice, private=private)
+        watch = await self.bot.store.add(new_watch)
         try:
             callback = await interaction.response.send_message(
-                embeds=list(rendered.embeds),
-                view=rendered.view() or discord.utils.MISSING,
-                ephemeral=private,
+                view=rendered.view(), ephemeral=private
             )
         except discord.HTTPException:
             # No message was created (the interaction is gone): nothing to keep up to date.
@@ -95,11 +141,18 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
     async def _answer_late(
-        self, interaction: Interaction, task_id: str, fetch: asyncio.Future[Task], *, private: bool
+        self,
+        interaction: Interaction,
+        task_id: str,
+        fetch: asyncio.Future[Task],
+        choice: KeyChoice,
+        *,
+        private: bool,
     ) -> None:
         callback = await interaction.response.defer(ephemeral=private, thinking=True)
         # Stored before the relay answers, so a restart can still finish the "thinking" message.
-        watch = await self.bot.store.add(self._new_watch(interaction, task_id, private=private))
+        new_watch = self._new_watch(interaction, task_id, choice, private=private)
+        watch = await self.bot.store.add(new_watch)
         message_id = callback.message_id if callback is not None else None
         if message_id is not None:
             await self.bot.store.set_message_id(watch.id, message_id)
@@ -110,7 +163,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         except RelayError as exc:
             if not exc.transient:
                 await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
-                await self._replace_with_error(interaction, exc.message_key, private=private)
+                message_key = self._message_key(exc, choice)
+                await self._replace_with_error(interaction, message_key, private=private)
                 return
             failure = exc
         rendered = (
@@ -119,9 +173,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             else render_unanswered(task_id, locale=_card_locale(interaction, private=private))
         )
         try:
-            await interaction.edit_original_response(
-                embeds=list(rendered.embeds), view=rendered.view()
-            )
+            # A deferred reply cannot carry the Components V2 flag; this first edit sets it.
+            await interaction.edit_original_response(view=rendered.view())
         except discord.HTTPException as exc:
             # The tracker's next poll shows the task instead; the "thinking" message never stays.
             log.info("first edit of watch %s failed: HTTP %s", watch.id, exc.status)
@@ -137,7 +190,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     ) -> None:
         if private:
             message = render_error(message_key, locale=str(interaction.locale))
-            await interaction.edit_original_response(embeds=list(message.embeds), view=None)
+            await interaction.edit_original_response(view=message.view())
             return
         # A public "thinking" message cannot become private: replace it with a private note.
         await interaction.delete_original_response()
@@ -166,7 +219,9 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         # The first answer never carries a notice, so the watch timeout plays no part here.
         return render_task(task, locale=_card_locale(interaction, private=private))
 
-    def _new_watch(self, interaction: Interaction, task_id: str, *, private: bool) -> NewWatch:
+    def _new_watch(
+        self, interaction: Interaction, task_id: str, choice: KeyChoice, *, private: bool
+    ) -> NewWatch:
         now = discord.utils.utcnow()
         return NewWatch(
             task_id=task_id,
@@ -180,7 +235,75 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
+            key_id=choice.key_id,
         )
+
+
+class ClipPicks(commands.Cog):
+    """Answers a card's clip picker with the chosen clips, privately: from the followed task,
+    else from the relay; a card whose task is gone gets a short private note instead."""
+
+    def __init__(self, bot: SunoBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener(f"on_{PICK_EVENT}")
+    async def on_clip_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        try:
+            await self._answer_pick(interaction, ref, values)
+        except Exception:
+            log.exception("could not answer a clip pick for %s", ref)
+            if not interaction.response.is_done():
+                await reply_error(interaction, "error.internal")
+                return
+            failed = render_error("error.internal", locale=_user_locale(interaction))
+            with contextlib.suppress(discord.HTTPException):
+                await self._edit_private(interaction, failed)
+
+    async def _answer_pick(self, interaction: Interaction, ref: str, values: list[str]) -> None:
+        locale = _user_locale(interaction)
+        task = self._followed_task(ref)
+        if task is None and ref.startswith(DIGEST_MARK):
+            await reply_error(interaction, "error.card_unknown")
+            return
+        if task is None:
+            # The relay may take a while: the private answer starts as "thinking".
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            # Read with the key of whoever asks, as `/suno status` would be.
+            choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
+            try:
+                task = await self.bot.keyed_relay.fetch(ref, choice.key_id)
+            except RelayError as exc:
+                key = (
+                    "error.card_unknown"
+                    if exc.message_key == "error.task_not_found"
+                    else exc.message_key
+                )
+                await self._edit_private(interaction, render_error(key, locale=locale))
+                return
+        rendered = render_picked(task, values, locale=locale)
+        if rendered is None:
+            rendered = render_error("error.picked_nothing", locale=locale)
+        if interaction.response.is_done():
+            await self._edit_private(interaction, rendered)
+        else:
+            await interaction.response.send_message(view=rendered.view(), ephemeral=True)
+
+    def _followed_task(self, ref: str) -> Task | None:
+        tracker = self.bot.tracker
+        if not ref.startswith(DIGEST_MARK):
+            return tracker.latest(ref)
+        digest = ref.removeprefix(DIGEST_MARK)
+        found = (tid for tid in tracker.followed_ids() if task_digest(tid) == digest)
+        task_id = next(found, None)
+        return tracker.latest(task_id) if task_id is not None else None
+
+    async def _edit_private(self, interaction: Interaction, rendered: RenderedMessage) -> None:
+        # The deferred reply takes the Components V2 flag with this edit.
+        await interaction.edit_original_response(view=rendered.view())
+
+
+def _user_locale(interaction: Interaction) -> str:
+    return str(interaction.locale)
 
 
 def _card_locale(interaction: Interaction, *, private: bool) -> str:
@@ -199,3 +322,6 @@ def _transient(error: BaseException | None) -> RelayError | None:
 async def setup(bot: commands.Bot) -> None:
     assert isinstance(bot, SunoBot)
     await bot.add_cog(Suno(bot))
+    await bot.add_cog(ClipPicks(bot))
+    # Pickers on cards sent before a restart keep working: their custom id names the task.
+    bot.add_dynamic_items(ClipPicker)

@@ -255,7 +255,10 @@ async def test_a_restored_backup_resumes_its_unfinished_watches(
 
 async def test_backup_without_a_path_prints_the_usage(tmp_path: Path) -> None:
     code, out = await backup_command(cwd=tmp_path)
-    assert (code, out) == (2, "usage: python -m bot [run | check | backup PATH | health]\n")
+    assert (code, out) == (
+        2,
+        "usage: python -m bot [run | check | backup PATH | health | new-secret]\n",
+    )
 
 
 def test_a_postgresql_store_is_left_to_pg_dump(

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.keys import KeyOwner, KeyRing, MemberKeys
 from bot.runner import check
+from bot.tracking.store import SqliteWatchStore
 from tests.kit.fake_relay import FakeRelay, RelayReply
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,3 +124,24 @@ async def test_check_on_postgresql_names_the_database_and_the_running_processes(
     assert "@127.0.0.1:" in database
     assert "no process of the cluster runs now" in database
     assert "test-password" not in out
+
+
+async def test_check_says_whether_every_member_key_still_decrypts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    store = await SqliteWatchStore.open(tmp_path / "check.sqlite3")
+    await MemberKeys(store, KeyRing([SecretStr(old)])).save(
+        KeyOwner.USER, 7, "sk-member-0123456789"
+    )
+    await store.close()
+    async with FakeRelay(api_key=RELAY_KEY) as relay:
+        settings = settings_for(relay.base_url, RELAY_KEY, tmp_path)
+        rotated = settings.model_copy(update={"key_encryption_secret": SecretStr(f"{new},{old}")})
+        assert await check(rotated) == 0
+        forgotten = settings.model_copy(update={"key_encryption_secret": SecretStr(new)})
+        assert await check(forgotten) == 1
+    out = capsys.readouterr().out
+    assert "ok    member keys on: 1 stored, all readable" in out
+    assert "FAIL  member keys: 1 of 1 cannot be decrypted with KEY_ENCRYPTION_SECRET" in out
+    assert old not in out and new not in out and "sk-member" not in out

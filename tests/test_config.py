@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bot.config import ConfigError, ProbeSettings, Settings, StoreSettings, load, load_settings
 
@@ -30,6 +31,7 @@ ALL_VARIABLES = [
     "SHARD_COUNT",
     "SHARD_IDS",
     "CLUSTER_LEASE_SECONDS",
+    "KEY_ENCRYPTION_SECRET",
 ]
 
 
@@ -316,3 +318,33 @@ def test_a_postgresql_url_selects_the_shared_store_and_is_never_shown(
 def test_a_sqlite_process_may_run_every_shard_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     set_required(monkeypatch, SHARD_COUNT="2", SHARD_IDS="0-1")
     assert load_settings().shards == [0, 1]
+
+
+def test_member_keys_are_off_unless_key_encryption_secret_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET="  ")
+    assert load_settings().key_encryption_secrets == ()
+
+
+def test_key_encryption_secret_lists_the_current_secret_first_then_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    current, older = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET=f"{current}, {older}")
+    secrets = load_settings().key_encryption_secrets
+    assert [secret.get_secret_value() for secret in secrets] == [current, older]
+    assert current not in repr(load_settings())
+
+
+@pytest.mark.parametrize("value", ["a passphrase", "sk-0123456789", f"{'A' * 44},"])
+def test_a_key_encryption_secret_that_is_not_fernet_keys_is_named_but_never_shown(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    set_required(monkeypatch, KEY_ENCRYPTION_SECRET=value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    [problem] = raised.value.problems
+    assert problem.startswith("KEY_ENCRYPTION_SECRET is invalid: expected")
+    assert "python -m bot new-secret" in problem
+    assert value not in str(raised.value)

@@ -14,10 +14,18 @@ from typing import Any
 import pytest
 
 from bot.tracking.store import WatchOutcome
-from tests.kit.fake_discord import TOKEN_LIFETIME, FakeDiscord, FakeInteraction, FakeMessage
+from tests.kit.cards import accent_colour, card_text, images
+from tests.kit.fake_discord import (
+    IS_COMPONENTS_V2,
+    TOKEN_LIFETIME,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+)
 from tests.kit.fake_relay import FakeRelay, RelayReply
 from tests.kit.harness import bot_settings, link_buttons, running_bot, text_of
 from tests.kit.payloads import (
+    DEFAULT_TITLE,
     clip,
     clip_ids_for,
     failure_timeline,
@@ -30,10 +38,8 @@ STATUS_LINE = re.compile(r"\*\*Status:\*\* ([^\n]+)")
 
 
 def shown_status(payload: dict[str, Any]) -> str | None:
-    embeds = payload.get("embeds") or []
-    if not embeds:
-        return None
-    found = STATUS_LINE.search(str(embeds[0].get("description", "")))
+    """The status line of the card a message body shows (None for a body without one)."""
+    found = STATUS_LINE.search(card_text(payload.get("components") or []))
     return found.group(1) if found else None
 
 
@@ -42,8 +48,8 @@ def status_sequence(message: FakeMessage) -> list[str | None]:
 
 
 def shows_final_status(message: FakeMessage) -> bool:
-    """Whether the status line of the first embed says Done or Failed."""
-    return bool(message.embeds) and shown_status({"embeds": message.embeds}) in ("Done", "Failed")
+    """Whether the card's status line says Done or Failed."""
+    return shown_status({"components": message.components}) in ("Done", "Failed")
 
 
 async def ask(fake: FakeDiscord, task_id: str, **options: str | bool) -> FakeInteraction:
@@ -59,7 +65,7 @@ def sent_to_discord(fake: FakeDiscord) -> list[dict[str, Any]]:
         body = request.json
         if isinstance(body, dict) and body.get("type") in (4, 7):
             body = body.get("data")
-        if isinstance(body, dict) and ("embeds" in body or "content" in body):
+        if isinstance(body, dict) and ({"embeds", "content", "components"} & body.keys()):
             bodies.append(body)
     return bodies
 
@@ -85,7 +91,7 @@ async def test_a_quick_relay_answer_is_the_reply_itself(
         message = fake.message_for(interaction)
         assert message is not None
         assert not message.ephemeral
-        assert shown_status({"embeds": message.embeds}) == "Not started"
+        assert shown_status({"components": message.components}) == "Not started"
 
 
 async def test_a_hanging_relay_still_gets_an_acknowledgement_and_the_answer_later(
@@ -101,7 +107,7 @@ async def test_a_hanging_relay_still_gets_an_acknowledgement_and_the_answer_late
         assert interaction.callback.type == 5  # deferred: "thinking…"
         message = fake.message_for(interaction)
         assert message is not None
-        await fake.wait_for(lambda: shown_status({"embeds": message.embeds}) == "Queued")
+        await fake.wait_for(lambda: shown_status({"components": message.components}) == "Queued")
     assert not fake.rejected
 
 
@@ -121,7 +127,7 @@ async def test_each_relay_shape_moves_through_every_stage_to_one_card_per_clip(
         await fake.wait_for(lambda: shows_final_status(message))
         await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
     assert status_sequence(message) == ["Not started", "Submitted", "Queued", "Generating", "Done"]
-    assert len(message.embeds) == 2
+    assert message.embeds == [] and message.flags & IS_COMPONENTS_V2
     buttons = link_buttons(message)
     assert [label for label, _ in buttons] == ["MP3 · 1", "MP4 · 1", "MP3 · 2", "MP4 · 2"]
     ids = clip_ids_for(task_id, 2)
@@ -131,9 +137,13 @@ async def test_each_relay_shape_moves_through_every_stage_to_one_card_per_clip(
         f"https://cdn1.suno.ai/{ids[1]}.mp3",
         f"https://cdn1.suno.ai/{ids[1]}.mp4",
     ]
-    for embed in message.embeds:
-        assert embed["image"]["url"].startswith("https://cdn2.suno.ai/")
-        assert {field["name"] for field in embed["fields"]} >= {"Tags", "Duration", "Model"}
+    covers = images(message.components)
+    assert len(covers) == 2 and all(url.startswith("https://cdn2.suno.ai/") for url in covers)
+    lines = text_of(message).splitlines()
+    assert f"`1` **{DEFAULT_TITLE}**" in lines and f"`2` **{DEFAULT_TITLE}**" in lines
+    assert (
+        sum(1 for line in lines if re.fullmatch(r"\d+:\d\d · \S.*", line)) == 2
+    )  # duration · model
     assert stored_outcomes(database) == [WatchOutcome.FINISHED]
 
 
@@ -161,8 +171,8 @@ async def test_a_failed_task_ends_red_with_the_reason_and_no_links(
         message = fake.message_for(await ask(fake, "fails"))
         assert message is not None
         await fake.wait_for(lambda: shows_final_status(message))
-    assert shown_status({"embeds": message.embeds}) == "Failed"
-    assert message.embeds[0]["color"] == 0xED4245
+    assert shown_status({"components": message.components}) == "Failed"
+    assert accent_colour(message.components) == 0xED4245
     assert "Prompt rejected by moderation" in text_of(message)
     assert link_buttons(message) == []
     assert "None.mp3" not in str(message.payload)
@@ -319,10 +329,7 @@ async def test_mentions_never_ping_and_hostile_relay_text_is_never_rejected(
     bodies = sent_to_discord(fake)
     assert bodies
     assert all(body.get("allowed_mentions") == {"parse": []} for body in bodies)
-    urls = [url for _, url in link_buttons(message)]
-    for embed in message.embeds:
-        urls += [embed.get("url", "https://"), embed.get("image", {}).get("url", "https://")]
-        urls += [embed.get("thumbnail", {}).get("url", "https://")]
+    urls = [url for _, url in link_buttons(message)] + images(message.components)
     assert urls and all(url.startswith("https://") for url in urls)
     assert "@everyone" not in text_of(message)
     assert "@here" not in text_of(message)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -75,3 +77,13 @@ def test_an_unknown_subcommand_prints_the_usage(tmp_path: Path) -> None:
     result = run_module("launch", cwd=tmp_path)
     assert result.returncode == 2
     assert "usage: python -m bot" in result.stderr
+
+
+def test_new_secret_prints_a_fresh_key_encryption_secret_without_any_configuration(
+    tmp_path: Path,
+) -> None:
+    first, second = (run_module("new-secret", cwd=tmp_path) for _ in range(2))
+    assert (first.returncode, second.returncode) == (0, 0)
+    secret = first.stdout.strip()
+    assert secret != second.stdout.strip()
+    assert Fernet(secret.encode()).decrypt(Fernet(secret.encode()).encrypt(b"sk-x")) == b"sk-x"

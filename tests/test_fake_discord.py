@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import discord
@@ -15,7 +16,13 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from tests.kit.fake_discord import FakeDiscord, FakeInteraction, FakeMessage
+from tests.kit.fake_discord import (
+    IS_COMPONENTS_V2,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+    message_violations,
+)
 
 KitInteraction = discord.Interaction["KitBot"]
 
@@ -484,3 +491,142 @@ async def test_a_command_still_running_after_the_drain_timeout_is_cancelled(
 
     assert bot.outcomes == ["cancelled"]
     assert inter.callback is None
+
+
+# --- Components V2 ------------------------------------------------------------------------------
+
+
+def _card(text: str = "Queued") -> discord.ui.LayoutView:
+    view = discord.ui.LayoutView()
+    view.add_item(discord.ui.Container(discord.ui.TextDisplay(text), accent_colour=0x5865F2))
+    return view
+
+
+async def test_an_embed_message_becomes_a_card_only_when_its_embeds_are_cleared(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    _, message, interaction = await answered(fake, bot)
+
+    with pytest.raises(discord.HTTPException) as kept_embeds:
+        await interaction.edit_original_response(view=_card())
+    edit: Any = interaction.edit_original_response
+    await edit(embeds=[], view=_card("Running"))
+
+    assert kept_embeds.value.code == 50035
+    assert message.flags & IS_COMPONENTS_V2
+    assert message.embeds == []
+    assert message.components[0]["components"][0]["content"] == "Running"
+
+
+async def test_a_card_never_takes_content_embeds_again_nor_loses_its_flag(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    inter, message, interaction = await answered(fake, bot)
+    edit: Any = interaction.edit_original_response
+    await edit(embeds=[], view=_card())
+    url = f"{fake.api_base}/webhooks/{fake.application_id}/{inter.token}/messages/@original"
+
+    async with aiohttp.ClientSession() as http:
+        answers = []
+        for body in (
+            {"content": "plain text again"},
+            {"embeds": [{"title": "an embed again"}]},
+            {"flags": 0, "components": []},
+        ):
+            async with http.patch(url, json=body) as response:
+                answers.append((response.status, (await response.json())["code"]))
+
+    assert answers == [(400, 50035)] * 3
+    assert message.flags & IS_COMPONENTS_V2
+    assert message.components[0]["components"][0]["content"] == "Queued"
+
+
+async def test_a_deferred_reply_cannot_carry_the_components_v2_flag(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    inter = await fake.interact(subcommand="silent", options={})
+    await fake.wait_for(lambda: len(bot.seen) == 1)
+    url = f"{fake.api_base}/interactions/{inter.id}/{inter.token}/callback"
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, json={"type": 5, "data": {"flags": IS_COMPONENTS_V2}}) as response,
+    ):
+        body = await response.json()
+
+    assert response.status == 400
+    assert body["code"] == 50035
+    assert inter.callback is None
+
+
+def _v2(*components: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"flags": IS_COMPONENTS_V2, "components": list(components), **extra}
+
+
+def _text(content: str = "hi") -> dict[str, Any]:
+    return {"type": 10, "content": content}
+
+
+def _container(*children: dict[str, Any]) -> dict[str, Any]:
+    return {"type": 17, "components": list(children)}
+
+
+_LINK = {"type": 2, "style": 5, "label": "MP3", "url": "https://cdn1.suno.ai/a.mp3"}
+_THUMB = {"type": 11, "media": {"url": "https://cdn2.suno.ai/a.jpeg"}}
+
+
+def test_a_well_formed_card_is_accepted() -> None:
+    section = {"type": 9, "components": [_text()], "accessory": _THUMB}
+    row = {"type": 1, "components": [_LINK]}
+    gallery = {"type": 12, "items": [{"media": {"url": "https://cdn2.suno.ai/b.jpeg"}}]}
+    file = {"type": 13, "file": {"url": "attachment://song.mp3"}}
+    select = {
+        "type": 1,
+        "components": [
+            {"type": 3, "custom_id": "x", "options": [{"label": "a", "value": "a"}]},
+        ],
+    }
+    body = _v2(_container(section, {"type": 14}, row, gallery, file, select), embeds=[])
+    assert message_violations(body) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (_v2(_text(), content="hello"), "content: cannot be sent"),
+        (_v2(_text(), embeds=[{"title": "t"}]), "embeds: cannot be sent"),
+        (_v2(_container(*[_text()] * 40)), "41 components > 40"),
+        (_v2(_text("x" * 2000), _container(_text("y" * 2001))), "4001 characters of text"),
+        (_v2({"type": 99}), "component type 99 is not allowed"),
+        (_v2(_container(_container(_text()))), "type 17 is not allowed here"),
+        (_v2(_container()), "a container needs components"),
+        (_v2({"type": 9, "components": [_text()]}), "accessory: required"),
+        (_v2({"type": 9, "components": [], "accessory": _THUMB}), "1 to 3 text displays"),
+        (_v2({"type": 10}), "content: required"),
+        (_v2({"type": 11, "media": {"url": "https://a.b/c.png"}}), "type 11 is not allowed"),
+        (_v2({"type": 13, "file": {"url": "https://a.b/song.mp3"}}), "attachment:// URL"),
+        (_v2({"type": 1, "components": [_LINK] * 6}), "6 > 5"),
+        (
+            _v2(
+                {
+                    "type": 1,
+                    "components": [
+                        {
+                            "type": 3,
+                            "custom_id": "x",
+                            "options": [{"label": str(n), "value": str(n)} for n in range(26)],
+                        }
+                    ],
+                }
+            ),
+            "needs 1 to 25",
+        ),
+        (
+            _v2({"type": 1, "components": [{"type": 3, "custom_id": "c" * 101, "options": []}]}),
+            "custom_id: 101 > 100",
+        ),
+    ],
+)
+def test_each_broken_components_v2_rule_is_reported(body: dict[str, Any], problem: str) -> None:
+    problems = message_violations(body)
+    assert any(problem in line for line in problems), problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,27 @@ import pytest
 
 from bot.i18n import Catalog
 from bot.render import (
-    MAX_BUTTONS,
     Notice,
     RenderedMessage,
     escape,
     render_error,
+    render_picked,
     render_task,
     truncate,
 )
 from bot.suno import errors
 from bot.suno.models import Task, TaskStatus, task_from
+from tests.kit.cards import (
+    body_of,
+    card_text,
+    component_count,
+    components_of,
+    files,
+    images,
+    selects,
+    walk,
+)
+from tests.kit.cards import link_buttons as links_in
 from tests.kit.discord_limits import validate_message_payload
 
 SEEDS = Path("/work/shared/seeds")
@@ -109,25 +121,46 @@ def finished_with_result_url(url: str) -> Task:
     )
 
 
-def payload_of(message: RenderedMessage) -> dict[str, Any]:
-    view = message.view()
-    return {
-        "embeds": [embed.to_dict() for embed in message.embeds],
-        "components": view.to_components() if view else [],
-    }
-
-
 def assert_valid(message: RenderedMessage) -> None:
-    problems = validate_message_payload(payload_of(message))
+    """Discord would accept the card: every Components V2 rule, 40 components, 4 000 characters."""
+    problems = validate_message_payload(body_of(message))
     assert problems == []
+    # The bot's own row of up to four buttons still fits.
+    assert message.components + 5 <= 40
+    assert component_count(components_of(message)) == message.components
 
 
 def rendered_text(message: RenderedMessage) -> str:
-    return json.dumps(payload_of(message), ensure_ascii=False)
+    return json.dumps(components_of(message), ensure_ascii=False)
 
 
-def description(message: RenderedMessage, index: int = 0) -> str:
-    return message.embeds[index].description or ""
+def lines(message: RenderedMessage) -> list[str]:
+    """The card's text as a reader reads it, line by line."""
+    return card_text(components_of(message)).splitlines()
+
+
+def text(message: RenderedMessage) -> str:
+    return card_text(components_of(message))
+
+
+def buttons(message: RenderedMessage) -> list[tuple[str, str]]:
+    return links_in(components_of(message))
+
+
+def labels(message: RenderedMessage) -> list[str]:
+    return [label for label, _ in buttons(message)]
+
+
+def rows(message: RenderedMessage) -> list[list[str]]:
+    """The link buttons row by row, as labels."""
+    found = []
+    for component in walk_rows(components_of(message)):
+        found.append([str(button.get("label")) for button in component["components"]])
+    return found
+
+
+def walk_rows(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in walk(components) if c.get("type") == 1]
 
 
 # --- the finished song ----------------------------------------------------------------------------
@@ -136,93 +169,89 @@ def description(message: RenderedMessage, index: int = 0) -> str:
 @pytest.mark.parametrize(
     "seed", ["000_301bd34e0b881259.txt", "001_6767632a51840d81.txt", "002_deb3e9a937df534c.txt"]
 )
-def test_seed_tasks_render_one_valid_card_per_song(seed: str) -> None:
+def test_seed_tasks_render_one_block_per_song_with_its_cover(seed: str) -> None:
     source = seed_task(seed)
     message = render_task(source, locale="en-US")
     assert_valid(message)
-    assert len(message.embeds) == len(source.clips)
-    for embed, song in zip(message.embeds, source.clips, strict=True):
-        assert embed.title == song.title
-        assert embed.url == song.audio_url
-        assert embed.image.url == song.cover_url
-        assert embed.colour == discord.Colour(0x57F287)
+    assert message.colour == 0x57F287
+    assert images(components_of(message)) == [song.cover_url for song in source.clips]
+    for number, song in enumerate(source.clips, start=1):
+        assert f"`{number}` **{song.title}**" in lines(message)
 
 
 def test_finished_card_shows_tags_duration_and_model() -> None:
     message = render_task(seed_task("000_301bd34e0b881259.txt"), locale="en-US")
-    fields = {field.name: field.value for field in message.embeds[0].fields}
-    assert fields == {"Tags": "heartfelt salsa", "Duration": "2:09", "Model": "chirp-v3 (v3.5)"}
-    assert message.embeds[0].footer.text == f"Task {TASK_ID} · song 1 of 2"
+    shown = lines(message)
+    assert shown[shown.index("`1` **快乐周末**") + 1 : shown.index("`1` **快乐周末**") + 3] == [
+        "2:09 · chirp-v3 (v3.5)",
+        "-# heartfelt salsa",
+    ]
+    assert f"-# Task {TASK_ID}" in shown
 
 
 def test_finished_song_gets_mp3_and_mp4_buttons_one_row_per_song() -> None:
     source = seed_task("000_301bd34e0b881259.txt")
     message = render_task(source, locale="en-US")
-    got = [(button.label, button.url, button.row) for button in message.buttons]
-    assert got == [
-        ("MP3 · 1", source.clips[0].audio_url, 0),
-        ("MP4 · 1", source.clips[0].video_url, 0),
-        ("MP3 · 2", source.clips[1].audio_url, 1),
-        ("MP4 · 2", source.clips[1].video_url, 1),
+    assert buttons(message) == [
+        ("MP3 · 1", source.clips[0].audio_url),
+        ("MP4 · 1", source.clips[0].video_url),
+        ("MP3 · 2", source.clips[1].audio_url),
+        ("MP4 · 2", source.clips[1].video_url),
     ]
+    assert rows(message) == [["MP3 · 1", "MP4 · 1"], ["MP3 · 2", "MP4 · 2"]]
 
 
 def test_mp4_button_only_when_the_video_exists() -> None:
     message = render_task(task(data=[clip(1), clip(2, video_url="")]), locale="en-US")
-    assert [button.label for button in message.buttons] == ["MP3 · 1", "MP4 · 1", "MP3 · 2"]
+    assert labels(message) == ["MP3 · 1", "MP4 · 1", "MP3 · 2"]
 
 
-def test_view_holds_link_buttons_and_never_times_out() -> None:
+def test_the_card_is_one_container_in_a_layout_that_never_times_out() -> None:
     view = render_task(task(), locale="en-US").view()
-    assert view is not None
+    assert isinstance(view, discord.ui.LayoutView)
     assert view.timeout is None
-    assert all(
-        isinstance(item, discord.ui.Button) and item.style is discord.ButtonStyle.link
-        for item in view.children
-    )
+    assert view.has_components_v2()
+    assert [type(item) for item in view.children] == [discord.ui.Container]
+    assert components_of(render_task(task(), locale="en-US"))[0]["accent_color"] == 0x57F287
 
 
-def test_no_buttons_means_no_view() -> None:
-    assert render_task(task("FAILURE"), locale="en-US").view() is None
+def test_a_card_without_links_has_no_buttons() -> None:
+    assert buttons(render_task(task("FAILURE"), locale="en-US")) == []
 
 
-def test_identical_lyrics_are_shown_once_not_on_every_card() -> None:
+def test_identical_lyrics_are_shown_once_not_under_every_song() -> None:
     message = render_task(seed_task("001_6767632a51840d81.txt"), locale="en-US")
-    assert "Walking down the streets" in description(message, 0)
-    assert "Walking down the streets" not in description(message, 1)
-    assert "```" not in description(message, 0)
+    assert text(message).count("Walking down the streets") == 1
+    assert "```" not in text(message)
 
 
-def test_first_card_carries_status_and_finish_time() -> None:
+def test_the_header_carries_status_and_finish_time() -> None:
     message = render_task(task(), locale="en-US")
-    assert "**Status:** Done" in description(message)
-    assert f"<t:{FINISH}:f>" in description(message)
+    assert "**Status:** Done" in lines(message)
+    assert f"<t:{FINISH}:f>" in text(message)
 
 
 def test_success_without_songs_still_renders_a_card() -> None:
     message = render_task(task(data=[]), locale="en-US")
     assert_valid(message)
-    assert len(message.embeds) == 1
-    assert "without any songs" in description(message)
-    assert message.buttons == ()
+    assert "The task finished without any songs." in lines(message)
+    assert buttons(message) == []
 
 
 def test_success_with_null_data_still_renders_a_card() -> None:
     message = render_task(task_from({"task_id": TASK_ID, "status": "SUCCESS"}), locale="en")
     assert_valid(message)
-    assert message.embeds
+    assert "**Status:** Done" in lines(message)
 
 
 def test_success_with_only_a_result_url_offers_that_link() -> None:
     message = render_task(fixture_task("success_result_url.json"), locale="en-US")
     mp3 = "https://cdn1.suno.ai/0b6c5e1a-7d42-4f1e-9a3b-6c8d2e4f7a91.mp3"
     assert_valid(message)
-    assert len(message.embeds) == 1
-    assert message.embeds[0].colour == discord.Colour(0x57F287)
-    assert message.embeds[0].url == mp3
-    assert "**Status:** Done" in description(message)
-    assert "without any songs" not in description(message)
-    assert [(button.label, button.url) for button in message.buttons] == [("MP3 · 1", mp3)]
+    assert message.colour == 0x57F287
+    assert "**Status:** Done" in lines(message)
+    assert "without any songs" not in text(message)
+    assert buttons(message) == [("MP3 · 1", mp3)]
 
 
 @pytest.mark.parametrize(
@@ -235,7 +264,7 @@ def test_success_with_only_a_result_url_offers_that_link() -> None:
 def test_result_url_button_is_labelled_by_what_it_links_to(url: str, label: str) -> None:
     message = render_task(finished_with_result_url(url), locale="en-US")
     assert_valid(message)
-    assert [(button.label, button.url) for button in message.buttons] == [(label, url)]
+    assert buttons(message) == [(label, url)]
 
 
 @pytest.mark.parametrize(
@@ -249,7 +278,7 @@ def test_result_url_button_is_labelled_by_what_it_links_to(url: str, label: str)
 def test_result_url_that_cannot_be_a_button_is_never_offered(url: str) -> None:
     message = render_task(finished_with_result_url(url), locale="en-US")
     assert_valid(message)
-    assert message.buttons == ()
+    assert buttons(message) == []
     assert "None.mp3" not in rendered_text(message)
     assert "javascript" not in rendered_text(message)
 
@@ -266,8 +295,7 @@ def test_finished_card_shows_the_public_model_version_or_the_name_escaped(
     model_name: str, shown: str
 ) -> None:
     message = render_task(task(data=[clip(1, model_name=model_name)]), locale="en-US")
-    fields = {field.name: field.value for field in message.embeds[0].fields}
-    assert fields["Model"] == shown
+    assert f"2:09 · {shown}" in lines(message)
 
 
 def test_failed_song_in_a_finished_task_shows_its_error_and_no_links() -> None:
@@ -280,11 +308,12 @@ def test_failed_song_in_a_finished_task_shows_its_error_and_no_links() -> None:
     )
     message = render_task(task(data=[clip(1), broken]), locale="en-US")
     assert_valid(message)
-    card = message.embeds[1]
-    assert card.url is None
-    assert card.colour == discord.Colour(0xED4245)
-    assert any("moderation" in field.value for field in card.fields if field.value)
-    assert [button.label for button in message.buttons] == ["MP3 · 1", "MP4 · 1"]
+    shown = lines(message)
+    assert shown[shown.index("`2` **Song 2**") + 1 :][:2] == [
+        "Failed · chirp-v4",
+        "**Reason:** Song blocked by moderation",
+    ]
+    assert labels(message) == ["MP3 · 1", "MP4 · 1"]
 
 
 def test_no_button_or_link_ever_points_to_none_mp3() -> None:
@@ -295,23 +324,13 @@ def test_no_button_or_link_ever_points_to_none_mp3() -> None:
     for status in ("SUCCESS", "FAILURE", "IN_PROGRESS"):
         message = render_task(task(status, broken), locale="en-US")
         assert "None.mp" not in rendered_text(message)
-        assert all(button.url for button in message.buttons)
-
-
-def test_more_than_ten_songs_get_ten_cards_and_at_most_25_buttons() -> None:
-    message = render_task(task(data=[clip(n) for n in range(1, 16)]), locale="en-US")
-    assert_valid(message)
-    assert len(message.embeds) == 10
-    assert len(message.buttons) <= MAX_BUTTONS
-    rows = [button.row for button in message.buttons]
-    assert max(rows) <= 4
-    assert all(rows.count(row) <= 5 for row in set(rows))
+        assert all(url for _, url in buttons(message))
 
 
 def test_button_with_a_url_longer_than_512_is_dropped() -> None:
     long_mp4 = "https://cdn1.suno.ai/" + "a" * 600 + ".mp4"
     message = render_task(task(data=[clip(1, video_url=long_mp4)]), locale="en-US")
-    assert [button.label for button in message.buttons] == ["MP3 · 1"]
+    assert labels(message) == ["MP3 · 1"]
 
 
 def test_urls_that_bypassed_the_models_are_still_dropped() -> None:
@@ -324,9 +343,156 @@ def test_urls_that_bypassed_the_models_are_still_dropped() -> None:
     )
     message = render_task(dataclasses.replace(base, clips=(hostile,)), locale="en-US")
     assert_valid(message)
-    assert message.buttons == ()
-    assert message.embeds[0].url is None
-    assert message.embeds[0].image.url is None
+    assert buttons(message) == []
+    assert images(components_of(message)) == []
+
+
+# --- every clip reachable ------------------------------------------------------------------------
+
+
+def many(count: int, status: str = "SUCCESS", **overrides: Any) -> Task:
+    return task(status, [clip(n, **overrides) for n in range(1, count + 1)])
+
+
+def picker_of(message: RenderedMessage) -> dict[str, Any] | None:
+    found = selects(components_of(message))
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 12])
+def test_up_to_twelve_songs_are_all_on_the_card_with_their_links(count: int) -> None:
+    message = render_task(many(count), locale="en-US")
+    assert_valid(message)
+    assert picker_of(message) is None
+    for number in range(1, count + 1):
+        assert f"`{number}` **Song {number}**" in text(message)
+        assert f"MP3 · {number}" in labels(message)
+    assert len(buttons(message)) == 2 * count
+
+
+@pytest.mark.parametrize("count", [13, 30, 37])
+def test_beyond_twelve_songs_a_picker_offers_every_other_one(count: int) -> None:
+    message = render_task(many(count), locale="en-US")
+    assert_valid(message)
+    picker = picker_of(message)
+    assert picker is not None
+    assert picker["custom_id"] == f"suno:clips:{TASK_ID}"
+    on_card = {int(label.split(" · ")[1]) for label in labels(message)}
+    offered = [option["value"] for option in picker["options"]]
+    covered = set(on_card)
+    for value in offered:
+        first, last = (int(part) for part in value.split("-"))
+        covered |= set(range(first + 1, last + 2))
+    assert covered == set(range(1, count + 1))
+    assert min(on_card) == 1 and len(on_card) <= 12
+
+
+def test_more_songs_than_a_menu_holds_are_offered_in_pages_of_twelve() -> None:
+    message = render_task(many(400, video_url=""), locale="en-US")
+    assert_valid(message)
+    picker = picker_of(message)
+    assert picker is not None
+    assert len(picker["options"]) == 25
+    assert picker["options"][0]["label"] == "Songs 13\u201324"
+    assert picker["max_values"] == 1
+
+
+def test_a_task_id_too_long_for_a_custom_id_is_named_by_a_digest() -> None:
+    message = render_task(
+        task("SUCCESS", [clip(n) for n in range(1, 21)], task_id="t" * 128), locale="en-US"
+    )
+    picker = picker_of(message)
+    assert picker is not None
+    assert re.fullmatch(r"suno:clips:~[0-9a-f]{24}", picker["custom_id"])
+
+
+def test_the_private_card_shows_the_picked_songs_with_their_links() -> None:
+    source = many(30)
+    message = render_picked(source, ["12-12", "20-29", "nonsense", "99-120"], locale="en-US")
+    assert message is not None
+    assert_valid(message)
+    shown = {int(label.split(" · ")[1]) for label in labels(message)}
+    assert shown == {13, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}
+    assert "11 of 30 songs" in lines(message)
+    assert picker_of(message) is None
+    assert render_picked(source, ["x", "300-301"], locale="en-US") is None
+
+
+def test_audio_attached_to_the_message_plays_in_the_card() -> None:
+    source = task()
+    message = render_task(source, locale="en-US", audio={source.clips[0].id: "song-1.mp3"})
+    assert_valid(message)
+    assert files(components_of(message)) == ["attachment://song-1.mp3"]
+    assert message.fingerprint != render_task(source, locale="en-US").fingerprint
+
+
+def test_the_bots_own_buttons_fit_in_a_row_at_the_foot_of_the_card() -> None:
+    message = render_task(many(12), locale="en-US")
+    controls: list[discord.ui.Item[Any]] = [
+        discord.ui.Button(label=f"b{n}", custom_id=f"suno:test:{n}") for n in range(4)
+    ]
+    with_controls = message.with_controls(controls, "state")
+    assert with_controls.components <= 40
+    components = components_of(with_controls)
+    assert validate_message_payload({"flags": 1 << 15, "components": components}) == []
+    assert components[0]["components"][-1]["components"][0]["custom_id"] == "suno:test:0"
+    assert with_controls.fingerprint != message.fingerprint
+
+
+# --- stems ---------------------------------------------------------------------------------------
+
+STEM_PARTS = [
+    "Vocals",
+    "Backing Vocals",
+    "Drums",
+    "Bass",
+    "Guitar",
+    "Keyboard",
+    "Percussion",
+    "Strings",
+    "Synth",
+    "FX",
+    "Brass",
+    "Woodwinds",
+]
+
+
+def stem_task(with_source: bool = True) -> Task:
+    source = clip(1, id="song-1", title="Paper Lanterns")
+    stems = [
+        clip(
+            n + 2,
+            title=f"Paper Lanterns ({part})",
+            model_name="chirp-stem",
+            video_url="",
+            metadata={"duration": 200, "stem_from_id": "song-1", "stem_type_group_name": part},
+        )
+        for n, part in enumerate(STEM_PARTS[:11])
+    ]
+    songs = [stems[0], source, *stems[1:]] if with_source else stems
+    return task("SUCCESS", songs)
+
+
+def test_stems_are_grouped_under_the_song_they_were_split_from() -> None:
+    message = render_task(stem_task(), locale="en-US")
+    assert_valid(message)
+    shown = lines(message)
+    song = shown.index("`1` **Paper Lanterns** · 2:09 · chirp-v4")
+    assert shown[song + 2] == "**Stems of Paper Lanterns**"
+    assert shown[song + 3] == "`2` **Vocals** · 3:20 · chirp-stem"
+    assert shown[song + 4] == "`3` **Backing Vocals** · 3:20 · chirp-stem"
+    assert labels(message)[:3] == ["MP3 · 1", "MP4 · 1", "MP3 · 2"]
+    assert len(buttons(message)) == 13  # every stem's MP3, the song's MP3 and MP4
+    assert picker_of(message) is None
+
+
+def test_stems_without_their_song_still_read_as_its_stems() -> None:
+    message = render_task(stem_task(with_source=False), locale="en-US")
+    assert_valid(message)
+    assert lines(message)[lines(message).index("**Stems of Paper Lanterns**") + 1] == (
+        "`1` **Vocals** · 3:20 · chirp-stem"
+    )
+    assert picker_of(message) is None
 
 
 # --- lyrics tasks --------------------------------------------------------------------------------
@@ -335,23 +501,23 @@ def test_urls_that_bypassed_the_models_are_still_dropped() -> None:
 def test_lyrics_task_shows_title_and_escaped_lyrics_outside_a_code_block() -> None:
     message = render_task(lyrics_task(), locale="en-US")
     assert_valid(message)
-    assert message.embeds[0].title == "Night Drive"
-    text = description(message)
-    assert "[Verse]\nHello \\*world\\*" in text
-    assert "```" not in text
+    assert "### Night Drive" in lines(message)
+    assert "[Verse]\nHello \\*world\\*" in text(message)
+    assert "```" not in text(message)
 
 
 def test_lyrics_task_without_text_says_so() -> None:
     message = render_task(lyrics_task(text=""), locale="en-US")
-    assert "without any lyrics" in description(message)
+    assert "The task finished without any lyrics." in lines(message)
 
 
-def test_huge_lyrics_are_cut_to_the_description_limit() -> None:
+def test_huge_lyrics_are_cut_to_the_text_limit() -> None:
     message = render_task(lyrics_task(text="la " * HUGE, title="t" * HUGE), locale="en-US")
     assert_valid(message)
-    assert len(description(message)) <= 4096
-    assert description(message).endswith("…")
-    assert len(message.embeds[0].title or "") == 256
+    assert message.text_length <= 4000
+    assert "la la la…" in text(message)
+    title = next(line for line in lines(message) if line.startswith("### "))
+    assert len(title) <= 4 + 256 and title.endswith("…")
 
 
 # --- while it runs -------------------------------------------------------------------------------
@@ -374,14 +540,14 @@ def test_huge_lyrics_are_cut_to_the_description_limit() -> None:
 def test_running_card_shows_status_in_words_and_colour(status: str, word: str, colour: int) -> None:
     message = render_task(task(status, [clip(1, status="queued")]), locale="en-US")
     assert_valid(message)
-    assert f"**Status:** {word}" in description(message)
-    assert message.embeds[0].colour == discord.Colour(colour)
+    assert f"**Status:** {word}" in lines(message)
+    assert components_of(message)[0]["accent_color"] == colour
 
 
 def test_unknown_raw_status_is_shown_as_is_but_escaped() -> None:
     message = render_task(task("Mystery_*State*", []), locale="en-US")
-    assert "**Status:** Mystery\\_\\*State\\*" in description(message)
-    assert not message.buttons
+    assert "**Status:** Mystery\\_\\*State\\*" in lines(message)
+    assert not buttons(message)
 
 
 @pytest.mark.parametrize(
@@ -400,113 +566,115 @@ def test_stage_indicator_marks_the_current_stage_when_progress_says_nothing(
     status: str, current: str
 ) -> None:
     message = render_task(task(status, []), locale="en-US")
-    assert f"**▶ {current}**" in description(message)
-    assert "%" not in description(message)
+    assert f"**▶ {current}**" in text(message)
+    assert "%" not in text(message)
 
 
 def test_progress_bar_when_the_relay_reports_real_progress() -> None:
     message = render_task(streaming_task(progress="30%"), locale="en-US")
-    assert "**Progress:** ▰▰▰▱▱▱▱▱▱▱ 30%" in description(message)
-    assert "▶" not in description(message)
+    assert "**Progress:** ▰▰▰▱▱▱▱▱▱▱ 30%" in lines(message)
+    assert "▶" not in text(message)
 
 
 @pytest.mark.parametrize("progress", ["0%", "100%", "", None])
 def test_progress_of_0_or_100_falls_back_to_the_stage(progress: str | None) -> None:
     message = render_task(streaming_task(progress=progress or ""), locale="en-US")
-    assert "**▶ Generating**" in description(message)
-    assert "▰" not in description(message)
+    assert "**▶ Generating**" in text(message)
+    assert "▰" not in text(message)
 
 
 def test_running_card_shows_elapsed_time_as_discord_timestamps() -> None:
-    text = description(render_task(streaming_task(), locale="en-US"))
-    assert f"<t:{SUBMIT}:R>" in text
-    assert f"<t:{START}:f>" in text
-    assert f"<t:{FINISH}" not in text
+    shown = text(render_task(streaming_task(), locale="en-US"))
+    assert f"<t:{SUBMIT}:R>" in shown
+    assert f"<t:{START}:f>" in shown
+    assert f"<t:{FINISH}" not in shown
 
 
 def test_running_card_lists_what_is_known_of_each_song() -> None:
     message = render_task(streaming_task(), locale="en-US")
-    embed = message.embeds[0]
-    assert embed.title == "Song 1"
-    assert embed.thumbnail.url == "https://cdn2.suno.ai/image_clip-0001.jpeg"
-    assert [(field.name, field.value) for field in embed.fields] == [
-        ("Song 1 · Song 1", "Streaming\nx"),
-        ("Song 2 · Song 2", "Queued · 2:09\ndream pop"),
+    shown = lines(message)
+    assert shown[0] == "### Song 1"
+    assert images(components_of(message)) == ["https://cdn2.suno.ai/image_clip-0001.jpeg"]
+    start = shown.index("`1` **Song 1**")
+    assert shown[start:] == [
+        "`1` **Song 1**",
+        "Streaming · chirp-v4",
+        "-# x",
+        "`2` **Song 2**",
+        "Queued · 2:09 · chirp-v4",
+        "-# dream pop",
     ]
-    assert embed.footer.text == f"Task {TASK_ID}"
+    assert f"-# Task {TASK_ID}" in shown
 
 
 def test_streaming_song_offers_a_listen_live_button() -> None:
     message = render_task(streaming_task(), locale="en-US")
-    assert [(button.label, button.url) for button in message.buttons] == [
-        ("Listen live · 1", STREAM)
-    ]
+    assert buttons(message) == [("Listen live · 1", STREAM)]
     assert_valid(message)
 
 
 def test_completed_song_has_no_listen_live_button() -> None:
     message = render_task(task("IN_PROGRESS", [clip(1, audio_url=STREAM)]), locale="en-US")
-    assert all("Listen live" not in button.label for button in message.buttons)
+    assert all("Listen live" not in label for label in labels(message))
 
 
 def test_song_finished_before_the_task_already_offers_its_mp3() -> None:
     songs = [clip(1), clip(2, status="streaming", audio_url=STREAM, video_url="")]
     message = render_task(task("IN_PROGRESS", songs), locale="en-US")
-    assert [(button.label, button.row) for button in message.buttons] == [
-        ("MP3 · 1", 0),
-        ("Listen live · 2", 1),
-    ]
+    assert rows(message) == [["MP3 · 1"], ["Listen live · 2"]]
+    assert "✓ Ready · 2:09 · chirp-v4" in lines(message)
 
 
-def test_first_success_card_keeps_running_and_offers_the_finished_songs_mp3() -> None:
+def test_first_success_card_keeps_running_and_shows_the_finished_song_as_done() -> None:
     source = fixture_task("status_first_success.json")
     message = render_task(source, locale="en-US")
     assert_valid(message)
-    embed = message.embeds[0]
-    assert len(message.embeds) == 1
-    assert embed.colour == discord.Colour(0xF1C40F)
-    assert embed.title == "Paper Lanterns"
-    assert "**Status:** Generating · first songs ready" in description(message)
-    assert "✓ Queued → **▶ Generating** → Done" in description(message)
-    assert [field.value.split("\n")[0] for field in embed.fields if field.value] == [
-        "Ready · 3:18",
-        "Streaming",
-    ]
-    assert [(button.label, button.url, button.row) for button in message.buttons] == [
-        ("MP3 · 1", source.clips[0].audio_url, 0),
-        ("Listen live · 2", source.clips[1].stream_url, 1),
+    assert message.colour == 0xF1C40F
+    shown = lines(message)
+    assert shown[0] == "### Paper Lanterns"
+    assert "**Status:** Generating · first songs ready" in shown
+    assert "✓ Queued → **▶ Generating** → Done" in text(message)
+    assert any(line.startswith("✓ Ready · 3:18") for line in shown)
+    assert any(line.startswith("Streaming") for line in shown)
+    assert buttons(message) == [
+        ("MP3 · 1", source.clips[0].audio_url),
+        ("Listen live · 2", source.clips[1].stream_url),
     ]
 
 
 def test_lyrics_ready_card_says_so_under_the_song_title() -> None:
     message = render_task(fixture_task("status_text_success.json"), locale="en-US")
     assert_valid(message)
-    assert message.embeds[0].title == "Paper Lanterns"
-    assert "**Status:** Generating · lyrics ready" in description(message)
-    assert message.buttons == ()
+    assert lines(message)[0] == "### Paper Lanterns"
+    assert "**Status:** Generating · lyrics ready" in lines(message)
+    assert buttons(message) == []
 
 
 def test_task_without_clips_yet_uses_a_generic_title() -> None:
     fresh = task_from({"task_id": TASK_ID, "status": "SUBMITTED", "data": None})
     message = render_task(fresh, locale="en-US")
     assert_valid(message)
-    assert message.embeds[0].title == "Suno task"
+    assert lines(message)[0] == "### Suno task"
 
 
-def test_many_running_songs_stay_within_25_fields() -> None:
+def test_many_running_songs_show_twelve_and_offer_the_rest() -> None:
     message = render_task(
         task("IN_PROGRESS", [clip(n, status="streaming") for n in range(1, 40)]), locale="en"
     )
     assert_valid(message)
-    assert len(message.embeds[0].fields) == 10
-    assert description(message).endswith("\n…and 29 more")
+    assert "`12` **Song 12** · Streaming · 2:09 · chirp-v4" in lines(message)
+    assert "`13` **Song 13**" not in text(message)
+    picker = picker_of(message)
+    assert picker is not None
+    assert picker["placeholder"] == "More songs (27) — pick to open them privately"
 
 
 # --- failure -------------------------------------------------------------------------------------
 
 
 def reason_of(message: RenderedMessage) -> str | None:
-    return next(field.value for field in message.embeds[0].fields if field.name == "Reason")
+    line = next((line for line in lines(message) if line.startswith("**Reason:** ")), None)
+    return line.removeprefix("**Reason:** ") if line is not None else None
 
 
 @pytest.mark.parametrize(
@@ -528,8 +696,8 @@ def test_named_failure_shows_its_name_as_the_reason_when_no_other_is_given(
 ) -> None:
     message = render_task(fixture_task(name), locale="en-US")
     assert_valid(message)
-    assert message.embeds[0].colour == discord.Colour(0xED4245)
-    assert "**Status:** Failed" in description(message)
+    assert message.colour == 0xED4245
+    assert "**Status:** Failed" in lines(message)
     assert reason_of(message) == reason
 
 
@@ -554,11 +722,11 @@ def test_failure_is_a_red_card_with_the_relay_reason() -> None:
         locale="en-US",
     )
     assert_valid(message)
-    assert message.embeds[0].colour == discord.Colour(0xED4245)
+    assert components_of(message)[0]["accent_color"] == 0xED4245
     assert reason_of(message) == "Insufficient credits"
-    assert "**Status:** Failed" in description(message)
-    assert "▰" not in description(message)
-    assert message.buttons == ()
+    assert "**Status:** Failed" in lines(message)
+    assert "▰" not in text(message)
+    assert buttons(message) == []
 
 
 def test_failure_reason_falls_back_to_the_clip_error() -> None:
@@ -582,7 +750,7 @@ def test_failure_without_any_reason_says_none_was_given() -> None:
 
 
 @pytest.mark.parametrize(
-    ("notice", "minutes", "text"),
+    ("notice", "minutes", "wording"),
     [
         (Notice.RELAY_RETRYING, None, "Relay unreachable — retrying…"),
         (Notice.AUTO_REFRESH_STOPPED, 30, "Auto-refresh stopped after 30 min"),
@@ -591,14 +759,14 @@ def test_failure_without_any_reason_says_none_was_given() -> None:
     ],
 )
 def test_notice_is_shown_at_the_top_and_changes_the_fingerprint(
-    notice: Notice, minutes: int | None, text: str
+    notice: Notice, minutes: int | None, wording: str
 ) -> None:
     for source in (streaming_task(), task(), task("FAILURE", [])):
         plain = render_task(source, locale="en-US")
         noticed = render_task(source, locale="en-US", notice=notice, watch_timeout_minutes=minutes)
         assert_valid(noticed)
-        assert description(noticed).startswith("⚠️ **")
-        assert text in description(noticed).splitlines()[0]
+        assert lines(noticed)[0].startswith("⚠️ **")
+        assert wording in lines(noticed)[0]
         assert noticed.fingerprint != plain.fingerprint
 
 
@@ -638,11 +806,20 @@ def test_a_changed_button_changes_the_fingerprint() -> None:
     assert without.fingerprint != with_video.fingerprint
 
 
+def test_the_fingerprint_is_equal_exactly_when_the_payload_is() -> None:
+    sources = [streaming_task(), task(), many(13), many(30), stem_task(), task("FAILURE", [])]
+    messages = [render_task(source, locale="en-US") for source in sources]
+    payloads = [rendered_text(message) for message in messages]
+    for a, b in zip(messages, payloads, strict=True):
+        for c, d in zip(messages, payloads, strict=True):
+            assert (a.fingerprint == c.fingerprint) == (b == d)
+
+
 # --- locales -------------------------------------------------------------------------------------
 
 
 def test_unknown_locale_renders_in_english() -> None:
-    assert "**Status:** Generating" in description(render_task(streaming_task(), locale="tr"))
+    assert "**Status:** Generating" in lines(render_task(streaming_task(), locale="tr"))
 
 
 def test_a_catalog_language_changes_only_its_translated_words(tmp_path: Path) -> None:
@@ -651,8 +828,8 @@ def test_a_catalog_language_changes_only_its_translated_words(tmp_path: Path) ->
     (tmp_path / "fr.json").write_text('{"status.IN_PROGRESS": "Génération"}', encoding="utf-8")
     catalog = Catalog.from_directory(tmp_path)
     french = render_task(streaming_task(), locale="fr", catalog=catalog)
-    assert "**Status:** Génération" in description(french)
-    assert "**Progress:**" in description(french)
+    assert "**Status:** Génération" in lines(french)
+    assert "**Progress:**" in text(french)
     assert (
         render_task(streaming_task(), locale="en-GB", catalog=catalog).fingerprint
         == render_task(streaming_task(), locale="en-US").fingerprint
@@ -663,7 +840,7 @@ def test_a_catalog_language_changes_only_its_translated_words(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("error", "text"),
+    ("error", "wording"),
     [
         (errors.InvalidTaskId("x"), "doesn't look like a task id"),
         (errors.TaskNotFound("x"), "No task with that id"),
@@ -672,17 +849,18 @@ def test_a_catalog_language_changes_only_its_translated_words(tmp_path: Path) ->
         (errors.RelayProtocolError("x"), "can't read"),
     ],
 )
-def test_error_message_for_each_relay_error(error: errors.RelayError, text: str) -> None:
+def test_error_message_for_each_relay_error(error: errors.RelayError, wording: str) -> None:
     message = render_error(error.message_key, locale="en-US")
     assert_valid(message)
-    assert text in description(message)
-    assert message.embeds[0].colour == discord.Colour(0xED4245)
-    assert message.buttons == ()
+    assert lines(message)[0] == "### Can't show that task"
+    assert wording in text(message)
+    assert message.colour == 0xED4245
+    assert buttons(message) == []
 
 
 def test_an_unknown_error_key_shows_the_generic_error() -> None:
     message = render_error("error.nope", locale="en-US")
-    assert "went wrong on the bot's side" in description(message)
+    assert "went wrong on the bot's side" in text(message)
 
 
 # --- hostile relays ------------------------------------------------------------------------------
@@ -694,7 +872,7 @@ def hostile_clips(count: int) -> list[dict[str, Any]]:
     return [
         clip(
             n,
-            title=_HOSTILE_TEXT + "T" * HUGE,
+            title=_HOSTILE_TEXT + "\n# heading\n" + "T" * HUGE,
             status="streaming" if n % 3 else "complete",
             audio_url="javascript:alert(1)" if n % 2 else f"https://cdn1.suno.ai/c{n}.mp3",
             video_url="data:text/html;base64,PHNjcmlwdD4=",
@@ -705,6 +883,7 @@ def hostile_clips(count: int) -> list[dict[str, Any]]:
                 "prompt": f"{n} {_HOSTILE_TEXT} " + "la " * HUGE,
                 "duration": 10**9,
                 "error_message": _HOSTILE_TEXT + "e" * HUGE,
+                "stem_type_group_name": _HOSTILE_TEXT * 10 if n % 4 == 0 else None,
             },
         )
         for n in range(1, count + 1)
@@ -712,8 +891,11 @@ def hostile_clips(count: int) -> list[dict[str, Any]]:
 
 
 HOSTILE_TASKS = {
+    "success, 2 huge clips": task("SUCCESS", hostile_clips(2)),
     "success, 12 huge clips": task("SUCCESS", hostile_clips(12)),
+    "success, 30 huge clips": task("SUCCESS", hostile_clips(30)),
     "running, 12 huge clips": task("IN_PROGRESS", hostile_clips(12), progress="55%"),
+    "running, 30 huge clips": task("IN_PROGRESS", hostile_clips(30), progress="55%"),
     "failure, huge reason": task("FAILURE", hostile_clips(3), fail_reason=_HOSTILE_TEXT * 500),
     "unknown status, huge": task(_HOSTILE_TEXT * 200, hostile_clips(2)),
     "success, zero clips": task("SUCCESS", []),
@@ -722,7 +904,7 @@ HOSTILE_TASKS = {
         "SUCCESS",
         {"title": _HOSTILE_TEXT * 100, "text": _HOSTILE_TEXT * 300, "tags": "t" * HUGE},
     ),
-    "huge task id": task("SUCCESS", hostile_clips(2), task_id="@everyone" + "i" * HUGE),
+    "huge task id": task("SUCCESS", hostile_clips(20), task_id="@everyone" + "i" * HUGE),
     "errored clips in success": task(
         "SUCCESS", [clip(n, status="error", audio_url=NONE_MP3) for n in range(1, 12)]
     ),
@@ -739,32 +921,36 @@ def test_hostile_tasks_always_render_a_message_discord_accepts(
 ) -> None:
     message = render_task(HOSTILE_TASKS[name], locale="en-US", notice=notice)
     assert_valid(message)
-    text = rendered_text(message)
-    assert "@everyone" not in text
-    assert "<@&123>" not in text
-    assert "<@12345678901234567>" not in text
-    assert "[click](" not in text
-    assert "**bold**" not in text
-    assert "javascript:" not in text
-    assert "data:" not in text
+    shown = text(message)
+    assert "@everyone" not in shown
+    assert "<@&123>" not in shown
+    assert "<@12345678901234567>" not in shown
+    assert "[click](" not in shown
+    assert "**bold**" not in shown
+    assert "\n# heading" not in shown
+    assert "javascript:" not in rendered_text(message)
+    assert "data:" not in rendered_text(message)
 
 
-def test_over_budget_message_trims_later_songs_lyrics_first() -> None:
+def test_over_budget_message_trims_lyrics_first_and_keeps_every_title() -> None:
     songs = [
-        clip(n, metadata={"prompt": f"verse {n} " + "la " * 1000, "tags": "pop"})
-        for n in range(1, 4)
+        clip(
+            n,
+            title=f"Song {n} " + "t" * 200,
+            metadata={"prompt": "la " * 1000, "tags": "pop " * 300},
+        )
+        for n in range(1, 13)
     ]
     message = render_task(task("SUCCESS", songs), locale="en-US")
     assert_valid(message)
-    lengths = [len(description(message, index)) for index in range(3)]
-    assert lengths[0] > lengths[2]
-    assert "verse 1" in description(message, 0)
-    assert all(field.value == "pop" for embed in message.embeds for field in embed.fields[:1])
+    assert message.text_length <= 4000
+    for n in range(1, 13):
+        assert f"`{n}` **Song {n} t" in text(message)
 
 
 def test_huge_titles_are_cut_to_256_with_an_ellipsis() -> None:
     message = render_task(task(data=[clip(1, title="x" * HUGE)]), locale="en-US")
-    title = message.embeds[0].title or ""
+    title = lines(message)[0].removeprefix("### ")
     assert len(title) == 256
     assert title.endswith("…")
 
@@ -914,3 +1100,83 @@ def test_validator_allows_attachment_images() -> None:
 def test_status_enum_covers_every_renderable_status() -> None:
     for status in TaskStatus:
         assert_valid(render_task(task(status.value, []), locale="en-US"))
+
+
+# --- fuzz: random tasks, every limit ------------------------------------------------------------
+
+_PIECES = [
+    "@everyone",
+    "<@&1>",
+    "<t:0:R>",
+    "[x](http://e.x)",
+    "**",
+    "\\",
+    "`",
+    "\n# h\n",
+    "-# ",
+    "||",
+    "—",
+    "歌",
+    "🎵",
+    "a" * 300,
+    " ",
+    "",
+]
+_STATUSES = ["SUCCESS", "IN_PROGRESS", "FIRST_SUCCESS", "FAILURE", "QUEUED", "odd_state"]
+_CLIP_STATES = ["complete", "streaming", "queued", "error", "submitted", "weird"]
+
+
+def _fuzz_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def _fuzz_clip(rng: random.Random, number: int) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "tags": _fuzz_text(rng),
+        "prompt": _fuzz_text(rng) * rng.randint(0, 30),
+        "duration": rng.choice([None, 0, 61.5, 10**7]),
+        "error_message": _fuzz_text(rng),
+    }
+    if rng.random() < 0.4:
+        metadata["stem_from_id"] = rng.choice(["clip-0001", "elsewhere", ""])
+        metadata["stem_type_group_name"] = _fuzz_text(rng)
+    return clip(
+        number,
+        title=_fuzz_text(rng) + rng.choice(["", " (Vocals)", " (Drums)"]),
+        status=rng.choice(_CLIP_STATES),
+        audio_url=rng.choice(["", NONE_MP3, STREAM, f"https://cdn1.suno.ai/{number}.mp3"]),
+        video_url=rng.choice(["", "javascript:x", f"https://cdn1.suno.ai/{number}.mp4"]),
+        image_url=rng.choice(["", "https://cdn2.suno.ai/" + "i" * rng.randint(1, 3000)]),
+        model_name=rng.choice(["chirp-stem", "chirp-fenix", _fuzz_text(rng)]),
+        metadata=metadata,
+    )
+
+
+@pytest.mark.parametrize("seed", range(500))
+def test_random_tasks_always_render_within_every_limit(seed: int) -> None:
+    rng = random.Random(seed)
+    count = rng.choice([0, 1, 2, 3, 4, 11, 12, 13, 25, 30, 38, 60])
+    source = task(
+        rng.choice(_STATUSES),
+        [_fuzz_clip(rng, n) for n in range(1, count + 1)],
+        fail_reason=_fuzz_text(rng),
+        task_id=rng.choice([TASK_ID, "t" * 128]),
+    )
+    audio = {c.id: f"song-{c.id}.mp3" for c in source.clips if rng.random() < 0.3}
+    notice = rng.choice([None, *Notice])
+    message = render_task(
+        source, locale=rng.choice(["en-US", "ja", "fr"]), notice=notice, audio=audio
+    )
+    assert_valid(message)
+    shown = text(message)
+    assert "@everyone" not in shown and "<@&1>" not in shown and "<t:0:R>" not in shown
+    if source.status is TaskStatus.FAILURE:
+        return  # a failed task shows its reason, not its songs
+    # Every song is on the card or one pick away.
+    reachable = {int(m[1]) for m in re.finditer(r"^`(\d+)` ", shown, re.MULTILINE)}
+    picker = picker_of(message)
+    if picker is not None:
+        for option in picker["options"]:
+            first, last = (int(part) for part in option["value"].split("-"))
+            reachable |= set(range(first + 1, last + 2))
+    assert reachable == set(range(1, count + 1))

@@ -61,6 +61,16 @@ def raw(path: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
         connection.close()
 
 
+def write(path: Path, sql: str) -> None:
+    """One statement run straight on the file, bypassing the store."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute(sql)
+    finally:
+        connection.close()
+
+
 def replace_file(path: Path, contents: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(contents)
@@ -82,9 +92,12 @@ async def store(store_url: str) -> AsyncIterator[OpenStore]:
     await opened.close()
 
 
-async def outcome_of(store_url: str, watch_id: int) -> tuple[object, ...]:
-    """A watch's outcome and token, read straight from the database, bypassing the store."""
-    sql = "SELECT outcome, interaction_token FROM watches WHERE id = "
+async def outcome_of(
+    store_url: str, watch_id: int, columns: str = "outcome, interaction_token"
+) -> tuple[object, ...]:
+    """A watch's outcome and token (or other `columns`), read straight from the database,
+    bypassing the store."""
+    sql = f"SELECT {columns} FROM watches WHERE id = "  # noqa: S608 - the tests' own columns
     if not is_postgres_url(store_url):
         [row] = raw(sqlite_path(store_url), sql + "?", watch_id)
         return row
@@ -636,13 +649,20 @@ async def test_a_database_from_before_leases_gets_them_and_keeps_its_watches(
     with monkeypatch.context() as before_leases:
         before_leases.setattr(store_module, "MIGRATIONS", MIGRATIONS[:1])
         old = await SqliteWatchStore.open(db_path)
-        kept = await old.add(new_watch())
         await old.close()
     assert raw(db_path, "PRAGMA user_version") == [(1,)]
+    # A watch as the first version wrote it, before watches named a relay key.
+    write(
+        db_path,
+        "INSERT INTO watches (task_id, application_id, requester_id, locale, ephemeral,"
+        " interaction_id, interaction_token, token_expires_at, deadline_at, created_at,"
+        " updated_at) VALUES ('old-task', 1, 2, 'de', 0, 3, 'token', 10, 20, 5, 5)",
+    )
 
     upgraded = await SqliteWatchStore.open(db_path)
     try:
-        assert await upgraded.active() == [kept]
+        [kept] = await upgraded.active()
+        assert (kept.task_id, kept.key_id, kept.interaction_token) == ("old-task", None, "token")
         assert await upgraded.acquire_lease("store", "first", ttl=15)
     finally:
         await upgraded.close()
@@ -750,3 +770,55 @@ async def test_closing_twice_is_harmless(store_url: str) -> None:
     opened = await open_store(store_url)
     await opened.close()
     await opened.close()
+
+
+# Member and server relay keys
+
+
+async def test_setting_a_key_again_replaces_it_in_its_row_so_its_watches_keep_it(
+    store: OpenStore,
+) -> None:
+    first = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    watch = await store.add(new_watch(key_id=first.id))
+    second = await store.put_key("user", 7, b"ciphertext-2", "wxyz")
+    assert second.id == first.id
+    assert (second.ciphertext, second.last4) == (b"ciphertext-2", "wxyz")
+    assert await store.get_key("user", 7) == second
+    assert await store.get_key("guild", 7) is None  # a server's key is another owner's
+    [active] = await store.active()
+    assert active.key_id == watch.key_id == first.id
+
+
+async def test_removing_a_key_deletes_its_row_and_ends_its_watches_only(
+    store: OpenStore, store_url: str
+) -> None:
+    member = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    server = await store.put_key("guild", 9, b"ciphertext-2", "wxyz")
+    with_member = await store.add(new_watch(task_id="a", key_id=member.id))
+    await store.add(new_watch(task_id="b", key_id=server.id))
+    await store.add(new_watch(task_id="c"))
+    await store.remove_key(member.id)
+    assert await store.key_by_id(member.id) is None
+    assert [(w.task_id, w.key_id) for w in await store.active()] == [
+        ("b", server.id),
+        ("c", None),
+    ]
+    assert await outcome_of(store_url, with_member.id, "outcome, key_id") == ("lost", None)
+    assert [key.id for key in await store.all_keys()] == [server.id]
+
+
+async def test_a_key_is_reencrypted_in_place_unless_it_was_set_anew_meanwhile(
+    store: OpenStore,
+) -> None:
+    stored = await store.put_key("user", 7, b"old-ciphertext", "abcd")
+    await store.replace_ciphertext(stored.id, b"old-ciphertext", b"rotated")
+    assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
+    await store.replace_ciphertext(stored.id, b"old-ciphertext", b"stale")
+    assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
+
+
+async def test_a_removed_keys_id_is_never_given_to_another_key(store: OpenStore) -> None:
+    removed = await store.put_key("user", 7, b"ciphertext-1", "abcd")
+    await store.remove_key(removed.id)
+    other = await store.put_key("user", 8, b"ciphertext-2", "wxyz")
+    assert other.id != removed.id

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import sqlite3
@@ -23,6 +22,7 @@ from pydantic import SecretStr
 
 from bot.app import StatusPresenter
 from bot.i18n import default_catalog
+from bot.keys import KeyedRelay, MemberKeys
 from bot.render import Notice, RenderedMessage, render_error
 from bot.suno.client import RelayClient
 from bot.suno.models import Task, task_from, task_from_data
@@ -32,6 +32,7 @@ from bot.tracking.poller import TaskSource
 from bot.tracking.store import NewWatch, SqliteWatchStore, StoreError, Watch, WatchOutcome
 from bot.tracking.tracker import Presenter, Tracker
 from bot.tracking.updater import FinalEditObserver
+from tests.kit.cards import card_text, components_of, link_buttons
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RecordedRelayRequest, RelayReply
 from tests.kit.payloads import (
     ClipFamily,
@@ -84,8 +85,8 @@ def render(task: Task, *, locale: str = LOCALE, notice: Notice | None = None) ->
 
 
 def shown_text(message: RenderedMessage) -> str:
-    """The embeds a rendered message carries, as JSON: enough to search for a line."""
-    return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
+    """The text a rendered card shows."""
+    return card_text(components_of(message))
 
 
 def notice_text(notice: Notice) -> str:
@@ -147,6 +148,10 @@ class Rig:
     def client(self, *, timeout: float = 2.0) -> RelayClient:
         return RelayClient(self.session, self.relay.base_url, SecretStr(KEY), timeout=timeout)
 
+    def source(self, *, timeout: float = 2.0) -> TaskSource:
+        """The relay as the bot's tracker polls it (every watch here uses the operator's key)."""
+        return KeyedRelay(self.client(timeout=timeout), MemberKeys(self.store, None))
+
     def tracker(
         self,
         *,
@@ -160,7 +165,7 @@ class Rig:
         observer: FinalEditObserver | None = None,
     ) -> Tracker:
         tracker = Tracker(
-            source=source or self.client(),
+            source=source or self.source(),
             store=self.store,
             editor=self.editor,
             presenter=presenter,
@@ -350,7 +355,7 @@ async def test_music_timeline_ends_on_success_then_finishes_the_watch_and_stops_
     await until(rig.ended(watch), "the watch to finish")
 
     final = rendered(timeline[-1])
-    assert final.buttons, "the success rendering carries the song links"
+    assert link_buttons(components_of(final)), "the success rendering carries the song links"
     assert rig.shown(watch) == fingerprints(timeline[1:])
     assert rig.row(watch.id) == Row(WatchOutcome.FINISHED, None, final.fingerprint)
     assert tracker.stats().tasks == 0
@@ -608,7 +613,7 @@ async def test_transient_relay_failures_back_off_show_retrying_and_recover(
     task_id = "task-flaky"
     timeline = [*progress_timeline(task_id, [10, 40]), success(task_id)]
     rig.relay.add_task(task_id, timeline)
-    tracker = rig.tracker(source=rig.client(timeout=0.2) if failure == "timeout" else None)
+    tracker = rig.tracker(source=rig.source(timeout=0.2) if failure == "timeout" else None)
     watch = await rig.watch(tracker, task_id, task=await rig.first_answer(task_id))
     rig.relay.fail_next(2, TRANSIENT_FAILURES[failure])
 
@@ -974,7 +979,7 @@ async def test_edits_of_messages_older_than_an_hour_are_spaced_out(rig: Rig) -> 
     rig.relay.add_task(task_id, timeline)
     hour = 3600.0
     tracker = Tracker(
-        source=rig.client(),
+        source=rig.source(),
         store=rig.store,
         editor=rig.editor,
         presenter=PRESENTER,
@@ -1209,13 +1214,16 @@ class BrokenSource:
         self.failures = failures
         self.calls: list[float] = []
 
-    async def fetch(self, task_id: str) -> Task:
+    async def fetch(self, task_id: str, key_id: int | None = None) -> Task:
         self._maybe_fail()
-        return await self.inner.fetch(task_id)
+        return await self.inner.fetch(task_id, key_id)
 
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]:
+    async def fetch_many(self, task_ids: Sequence[str], key_id: int | None = None) -> list[Task]:
         self._maybe_fail()
-        return await self.inner.fetch_many(task_ids)
+        return await self.inner.fetch_many(task_ids, key_id)
+
+    def forget(self, task_id: str) -> None:
+        self.inner.forget(task_id)
 
     def _maybe_fail(self) -> None:
         self.calls.append(time.monotonic())
@@ -1230,7 +1238,7 @@ async def test_unexpected_source_exception_backs_off_and_polling_goes_on(
     task_ids = [f"task-source-{n}" for n in range(tasks)]
     for task_id in task_ids:
         rig.relay.add_task(task_id, music_timeline(task_id))
-    source = BrokenSource(rig.client(), failures=2)
+    source = BrokenSource(rig.source(), failures=2)
     tracker = rig.tracker(source=source, start=False)
     watches = [await rig.stored_watch(task_id) for task_id in task_ids]
     for watch in watches:
@@ -1349,3 +1357,15 @@ async def test_a_finished_task_whose_message_is_gone_reports_no_final_edit(rig: 
     await until(rig.ended(watch), "the watch to end")
     assert rig.row(watch.id).outcome is WatchOutcome.LOST
     assert final.seconds == []
+
+
+async def test_a_finished_task_leaves_nothing_behind_in_the_relay_clients_memory(
+    rig: Rig,
+) -> None:
+    task_id = "task-memo"
+    rig.relay.add_task(task_id, music_timeline(task_id))
+    client = rig.client()
+    tracker = rig.tracker(source=KeyedRelay(client, MemberKeys(rig.store, None)))
+    watch = await rig.watch(tracker, task_id)
+    await until(rig.ended(watch), "the watch to finish")
+    assert task_id not in client._memo._newest

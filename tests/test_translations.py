@@ -32,6 +32,7 @@ from bot.render import Notice, RenderedMessage, render_error, render_task, rende
 from bot.runner import assembled_bot
 from bot.suno.models import task_from
 from tests.kit import payloads
+from tests.kit.cards import body_of, card_text, components_of, link_buttons, selects
 from tests.kit.discord_limits import validate_message_payload
 from tests.kit.fake_discord import FakeDiscord, FakeInteraction, FakeMessage, JSONObject
 from tests.kit.fake_relay import NOT_FOUND_BODY, FakeRelay, RelayReply
@@ -121,16 +122,15 @@ ERROR_KEYS = sorted(key for key in default_catalog().keys("en") if key.startswit
 
 
 def problems(message: RenderedMessage) -> list[str]:
-    view = message.view()
-    body = {
-        "embeds": [embed.to_dict() for embed in message.embeds],
-        "components": view.to_components() if view else [],
-    }
-    return validate_message_payload(body)
+    return validate_message_payload(body_of(message))
 
 
 def everything_in(message: RenderedMessage) -> str:
-    return json.dumps([embed.to_dict() for embed in message.embeds], ensure_ascii=False)
+    return card_text(components_of(message))
+
+
+def lines_of(message: RenderedMessage) -> list[str]:
+    return everything_in(message).splitlines()
 
 
 @pytest.mark.parametrize("state", list(STATES))
@@ -153,7 +153,7 @@ def test_a_task_the_relay_has_not_answered_about_fits_in_every_language(locale: 
                 task_id, locale=locale, notice=notice, watch_timeout_minutes=100_000
             )
             assert problems(message) == []
-            assert t(locale, "title.task") == message.embeds[0].title
+            assert "### " + t(locale, "title.task") in lines_of(message)
 
 
 @pytest.mark.parametrize("key", ERROR_KEYS)
@@ -161,8 +161,7 @@ def test_a_task_the_relay_has_not_answered_about_fits_in_every_language(locale: 
 def test_every_error_fits_and_reads_in_every_language(locale: str, key: str) -> None:
     message = render_error(key, locale=locale)
     assert problems(message) == []
-    assert message.embeds[0].title == t(locale, "title.error")
-    assert message.embeds[0].description == t(locale, key)
+    assert lines_of(message) == ["### " + t(locale, "title.error"), t(locale, key)]
 
 
 # --- what a server sees in its language ----------------------------------------------------------
@@ -170,29 +169,23 @@ def test_every_error_fits_and_reads_in_every_language(locale: str, key: str) -> 
 
 def test_a_japanese_server_sees_the_running_card_in_japanese() -> None:
     message = render_task(task_from(RUNNING[3]), locale="ja")
-    embed = message.embeds[0]
-    assert "**ステータス：**生成中" in (embed.description or "")
-    assert "✓ 順番待ち → **▶ 生成中** → 完了" in (embed.description or "")
-    assert [field.name for field in embed.fields] == ["1曲目 · City Lights", "2曲目 · City Lights"]
-    assert [field.value.split("\n")[0] for field in embed.fields if field.value] == [
-        "試聴できます",
-        "試聴できます",
-    ]
-    assert [button.label for button in message.buttons] == ["試聴 · 1", "試聴 · 2"]
-    assert embed.footer.text == f"タスク {TASK_ID}"
+    lines = lines_of(message)
+    assert "**ステータス：**生成中" in lines
+    assert "**進行状況：**✓ 未開始 → ✓ 送信済み → ✓ 順番待ち → **▶ 生成中** → 完了" in lines
+    assert "`1` **City Lights**" in lines and "`2` **City Lights**" in lines
+    assert lines.count("試聴できます · chirp-v3 (v3.5)") == 2
+    assert [label for label, _ in link_buttons(components_of(message))] == ["試聴 · 1", "試聴 · 2"]
+    assert f"-# タスク {TASK_ID}" in lines
 
 
 def test_a_brazilian_server_sees_the_finished_songs_in_portuguese() -> None:
     message = render_task(task_from(RUNNING[-1]), locale="pt-BR")
-    first = message.embeds[0]
-    assert "**Status:** Concluída" in (first.description or "")
-    assert {field.name: field.value for field in first.fields} == {
-        "Estilo": "emotional punk",
-        "Duração": "3:39",
-        "Modelo": "chirp-v3 (v3.5)",
-    }
-    assert first.footer.text == f"Tarefa {TASK_ID} · música 1 de 2"
-    assert [button.label for button in message.buttons] == [
+    lines = lines_of(message)
+    assert "**Status:** Concluída" in lines
+    assert "3:39 · chirp-v3 (v3.5)" in lines
+    assert "-# emotional punk" in lines
+    assert f"-# Tarefa {TASK_ID}" in lines
+    assert [label for label, _ in link_buttons(components_of(message))] == [
         "MP3 · 1",
         "MP4 · 1",
         "MP3 · 2",
@@ -202,28 +195,25 @@ def test_a_brazilian_server_sees_the_finished_songs_in_portuguese() -> None:
 
 def test_a_chinese_server_sees_a_failure_in_chinese() -> None:
     message = render_task(task_from(payloads.failure_timeline(TASK_ID)[-1]), locale="zh-CN")
-    embed = message.embeds[0]
-    assert "**状态：**失败" in (embed.description or "")
-    assert [field.name for field in embed.fields] == ["原因"]
+    assert "**状态：**失败" in lines_of(message)
+    assert any(line.startswith("**原因：**") for line in lines_of(message))
     traditional = render_task(task_from(payloads.failure_timeline(TASK_ID)[-1]), locale="zh-TW")
-    assert "**狀態：**失敗" in (traditional.embeds[0].description or "")
+    assert "**狀態：**失敗" in lines_of(traditional)
 
 
 def test_french_and_german_space_the_colon_and_the_percent_sign_as_they_write_them() -> None:
     running = task_from(STATES["streaming at 30%"])
-    french = render_task(running, locale="fr").embeds[0].description or ""
-    assert "**Progression\u00a0:** ▰▰▰▱▱▱▱▱▱▱ 30\u202f%" in french
-    german = render_task(running, locale="de").embeds[0].description or ""
-    assert "**Fortschritt:** ▰▰▰▱▱▱▱▱▱▱ 30\u00a0%" in german
-    english = render_task(running, locale="en-US").embeds[0].description or ""
-    assert "**Progress:** ▰▰▰▱▱▱▱▱▱▱ 30%" in english
+    assert "**Progression\u00a0:** ▰▰▰▱▱▱▱▱▱▱ 30\u202f%" in lines_of(
+        render_task(running, locale="fr")
+    )
+    assert "**Fortschritt:** ▰▰▰▱▱▱▱▱▱▱ 30\u00a0%" in lines_of(render_task(running, locale="de"))
+    assert "**Progress:** ▰▰▰▱▱▱▱▱▱▱ 30%" in lines_of(render_task(running, locale="en-US"))
 
 
 @pytest.mark.parametrize("locale", EVERY_LANGUAGE)
 def test_durations_read_as_minutes_and_seconds_in_every_language(locale: str) -> None:
     message = render_task(task_from(RUNNING[-1]), locale=locale)
-    durations = [field.value for field in message.embeds[0].fields if field.value == "3:39"]
-    assert durations == ["3:39"]
+    assert "3:39 · chirp-v3 (v3.5)" in lines_of(message)
 
 
 @pytest.mark.parametrize("locale", TRANSLATED)
@@ -234,9 +224,21 @@ def test_notices_speak_the_cards_language_and_keep_the_command_to_run(locale: st
         notice=Notice.AUTO_REFRESH_STOPPED,
         watch_timeout_minutes=30,
     )
-    first_line = (message.embeds[0].description or "").splitlines()[0]
+    first_line = lines_of(message)[0]
     assert first_line == f"⚠️ **{t(locale, 'notice.auto_refresh_stopped', minutes=30)}**"
     assert "30" in first_line and "`/suno status`" in first_line
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_the_menu_of_further_songs_and_its_pages_speak_the_cards_language(locale: str) -> None:
+    thirty = render_task(task_from(STATES["done, 30 songs"]), locale=locale)
+    (menu,) = selects(components_of(thirty))
+    hidden = len(menu["options"])  # one option per song not on the card
+    assert menu["placeholder"] == t(locale, "picker.placeholder", count=hidden)
+    many = payloads.task_payload(TASK_ID, "SUCCESS", clips=clips(100, "complete"))
+    (pages,) = selects(components_of(render_task(task_from(many), locale=locale)))
+    first = int(pages["options"][0]["value"].split("-")[0]) + 1
+    assert pages["options"][0]["label"] == t(locale, "picker.page", first=first, last=first + 11)
 
 
 # --- the command in each client's language ------------------------------------------------------
@@ -435,7 +437,7 @@ async def test_a_public_card_speaks_the_servers_language_in_every_edit(
     assert "**Status:** Na fila" in text_of(message)
     assert stored_locales(database) == ["pt-BR"]
     await fake.wait_for(lambda: "**Status:** Concluída" in text_of(message), timeout=10)
-    assert "Tarefa shared · música 1 de 2" in text_of(message)
+    assert "-# Tarefa shared" in text_of(message).splitlines()
 
 
 async def test_a_private_card_speaks_the_users_language(

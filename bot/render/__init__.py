@@ -1,19 +1,40 @@
-"""Rendering of a task or an error into Discord embeds and link buttons, within Discord's limits."""
+"""Rendering of a task or an error into a Components V2 card, within Discord's limits."""
 
-from bot.render.budget import MAX_BUTTONS, LinkButton
-from bot.render.layout import STAGES, Notice, render_error, render_task, render_unanswered
+from bot.render.layout import (
+    MAX_CARD_CLIPS,
+    STAGES,
+    Notice,
+    render_error,
+    render_picked,
+    render_task,
+    render_unanswered,
+)
 from bot.render.message import RenderedMessage
+from bot.render.picker import (
+    DIGEST_MARK,
+    PICK_EVENT,
+    PICKER_PREFIX,
+    ClipPicker,
+    picker_custom_id,
+    task_digest,
+)
 from bot.safety import escape, truncate
 
 __all__ = [
-    "MAX_BUTTONS",
+    "DIGEST_MARK",
+    "MAX_CARD_CLIPS",
+    "PICKER_PREFIX",
+    "PICK_EVENT",
     "STAGES",
-    "LinkButton",
+    "ClipPicker",
     "Notice",
     "RenderedMessage",
     "escape",
+    "picker_custom_id",
     "render_error",
+    "render_picked",
     "render_task",
     "render_unanswered",
+    "task_digest",
     "truncate",
 ]

@@ -1,8 +1,9 @@
-"""What a task (running, done, failed, lyrics) or an error looks like as a status message."""
+"""What a task (running, done, failed, lyrics) or an error looks like as a Components V2 card."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -13,49 +14,69 @@ from bot.i18n import Catalog, default_catalog
 from bot.render.budget import (
     BUTTON_LABEL_LIMIT,
     BUTTON_URL_LIMIT,
-    DESCRIPTION_LIMIT,
+    BUTTONS_PER_ROW,
+    CONTROL_COMPONENTS,
     DETAIL_FLOOR,
-    FIELD_NAME_LIMIT,
-    FIELD_VALUE_LIMIT,
-    FOOTER_LIMIT,
-    MAX_EMBEDS,
+    DETAIL_LIMIT,
+    GALLERY_ITEMS_LIMIT,
+    MAX_COMPONENTS,
     RANK_DETAIL,
     RANK_LYRICS,
     RANK_TAGS,
     RANK_TITLE,
+    SELECT_OPTIONS_LIMIT,
+    SELECT_PLACEHOLDER_LIMIT,
+    SELECT_TEXT_LIMIT,
+    TEXT_LIMIT,
     TITLE_FLOOR,
     TITLE_LIMIT,
-    Card,
-    LinkButton,
     Text,
     fixed_text,
-    lay_out,
     relay_text,
     trimmable_text,
 )
+from bot.render.clips import Entry, ordered
+from bot.render.components import (
+    AudioFile,
+    Block,
+    Divider,
+    Gallery,
+    LinkRow,
+    Picker,
+    PickerOption,
+    Section,
+    TextBlock,
+    cost,
+)
 from bot.render.message import RenderedMessage, finish
-from bot.safety import escape, plain, safe_url, truncate
+from bot.render.picker import picker_custom_id
+from bot.safety import escape, safe_url, truncate
 from bot.suno.models import Clip, ClipState, Lyrics, Task, TaskStatus
 
-# Clips listed as fields on the running card; the rest are summarized in one line.
-_MAX_CLIP_FIELDS = 10
+# Clips shown on the card itself; the rest are one pick away.
+MAX_CARD_CLIPS = 12
+# Up to this many clips each get a block of their own with its cover; more are listed.
+_FULL_BLOCK_CLIPS = 3
 # A raw status nobody recognizes is shown as-is, but it must not swamp the card.
 _RAW_STATUS_LIMIT = 64
 _TAGS_LIMIT = 512
+_LYRICS_EXCERPT = 400
+_LYRICS_EXCERPT_LINES = 6
 _PROGRESS_CELLS = 10
 
 _DONE = discord.Colour.brand_green()
 _FAILED = discord.Colour.brand_red()
+_WAITING = discord.Colour.lighter_grey()
 _STATUS_COLOURS: dict[TaskStatus, discord.Colour] = {
-    TaskStatus.NOT_START: discord.Colour.lighter_grey(),
-    TaskStatus.SUBMITTED: discord.Colour.lighter_grey(),
+    TaskStatus.NOT_START: _WAITING,
+    TaskStatus.SUBMITTED: _WAITING,
     TaskStatus.QUEUED: discord.Colour.blurple(),
     TaskStatus.IN_PROGRESS: discord.Colour.gold(),
     TaskStatus.LYRICS_READY: discord.Colour.gold(),
     TaskStatus.FIRST_CLIPS_READY: discord.Colour.gold(),
     TaskStatus.SUCCESS: _DONE,
     TaskStatus.FAILURE: _FAILED,
-    TaskStatus.UNKNOWN: discord.Colour.lighter_grey(),
+    TaskStatus.UNKNOWN: _WAITING,
 }
 
 STAGES = (
@@ -72,8 +93,6 @@ _STAGE_OF: dict[TaskStatus, int] = {stage: index for index, stage in enumerate(S
 }
 # Result links are labelled by the file they point at.
 _RESULT_BUTTONS = ((".mp3", "button.mp3"), (".mp4", "button.mp4"))
-
-_Layout = tuple[list[Card], tuple[LinkButton, ...]]
 
 
 class Notice(StrEnum):
@@ -94,19 +113,20 @@ def _duration(seconds: float) -> str:
 
 
 @functools.lru_cache(maxsize=2048)
-def _embed_url(url: str | None) -> str | None:
+def _media_url(url: str | None) -> str | None:
     return safe_url(url)
 
 
-def _first_cover(task: Task) -> str | None:
-    return next((url for clip in task.clips if (url := _embed_url(clip.cover_url))), None)
-
-
 def _button_url(url: str | None) -> str | None:
-    url = _embed_url(url)
+    url = _media_url(url)
     if url is None or len(url) > BUTTON_URL_LIMIT:
         return None
     return url
+
+
+def _one_line(text: str) -> str:
+    """Relay text for a single line: a newline in a title must not start a heading."""
+    return " ".join(text.split())
 
 
 def _song_title(task: Task) -> str | None:
@@ -117,6 +137,17 @@ def _song_title(task: Task) -> str | None:
     return title
 
 
+def _cost(blocks: Sequence[Block]) -> int:
+    return sum(cost(block) for block in blocks)
+
+
+def _rows(buttons: Sequence[tuple[str, str]]) -> list[Block]:
+    return [
+        LinkRow(tuple(buttons[start : start + BUTTONS_PER_ROW]))
+        for start in range(0, len(buttons), BUTTONS_PER_ROW)
+    ]
+
+
 class _Renderer:
     def __init__(self, catalog: Catalog, locale: str) -> None:
         self.catalog = catalog
@@ -125,21 +156,16 @@ class _Renderer:
     def t(self, key: str, **params: object) -> str:
         return self.catalog.text(self.locale, key, **params)
 
-    def button(self, key: str, number: int, url: str | None) -> tuple[str, str] | None:
+    def button(self, key: str, url: str | None, **params: object) -> tuple[str, str] | None:
         checked = _button_url(url)
         if checked is None:
             return None
-        label = truncate(self.t(key, number=number), BUTTON_LABEL_LIMIT)
+        label = truncate(self.t(key, **params), BUTTON_LABEL_LIMIT)
         return (label, checked) if label.strip() else None
-
-    def buttons(self, number: int, *links: tuple[str, str | None]) -> list[tuple[str, str]]:
-        """The clip's link buttons that can be shown, as (label, url)."""
-        found = (self.button(key, number, url) for key, url in links)
-        return [button for button in found if button is not None]
 
     # - shared pieces -
 
-    def notice_line(self, notice: Notice | None, minutes: int | None) -> list[str]:
+    def notice_lines(self, notice: Notice | None, minutes: int | None) -> list[Text]:
         if notice is None:
             return []
         if notice is Notice.AUTO_REFRESH_STOPPED:
@@ -150,7 +176,7 @@ class _Renderer:
             )
         else:
             text = self.t(f"notice.{notice.value}")
-        return [f"⚠️ **{text}**"]
+        return [fixed_text(f"⚠️ **{text}**", DETAIL_LIMIT)]
 
     def status_word(self, task: Task) -> str:
         if task.status is TaskStatus.UNKNOWN and task.raw_status:
@@ -192,208 +218,296 @@ class _Renderer:
                 steps.append(word)
         return self.line("label.progress", " → ".join(steps))
 
-    def footer(self, task: Task, number: int | None = None, total: int = 0) -> Text | None:
-        return self.id_footer(task.task_id, number, total)
+    def heading(self, text: str | None, fallback_key: str) -> Text:
+        if text is None or not text.strip():
+            return fixed_text("### " + self.t(fallback_key), TITLE_LIMIT)
+        title = relay_text(_one_line(text), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        title.text = "### " + title.text
+        return title
 
-    def id_footer(self, task_id: str, number: int | None = None, total: int = 0) -> Text | None:
+    def id_line(self, task_id: str) -> list[Text]:
         if not task_id:
-            return None
-        task_id = plain(truncate(task_id, FOOTER_LIMIT // 2))
-        text = (
-            self.t("footer.task", task_id=task_id)
-            if number is None
-            else self.t("footer.song", task_id=task_id, number=number, total=total)
-        )
-        return trimmable_text(text, FOOTER_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
+            return []
+        text = "-# " + self.t("footer.task", task_id=escape(truncate(task_id, 128)))
+        return [trimmable_text(text, DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)]
 
-    def title(self, text: str | None, fallback_key: str, **params: object) -> Text:
-        if text is None:
-            return fixed_text(self.t(fallback_key, **params), TITLE_LIMIT)
-        return relay_text(text, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+    def header(
+        self, title: Text, lines: Sequence[str], task_id: str, *, head: Sequence[Text] = ()
+    ) -> TextBlock:
+        pieces = [*head, title, *(fixed_text(line, DETAIL_LIMIT) for line in lines)]
+        return TextBlock([*pieces, *self.id_line(task_id)])
 
     def clip_word(self, clip: Clip) -> str:
         if clip.state is ClipState.UNKNOWN and clip.raw_state:
             return escape(truncate(clip.raw_state, _RAW_STATUS_LIMIT))
-        return self.t(f"clip.{clip.state.value}")
+        word = self.t(f"clip.{clip.state.value}")
+        return f"✓ {word}" if clip.state is ClipState.COMPLETE else word
 
-    def add_tags(self, card: Card, tags: str | None) -> None:
-        if tags:
-            card.add_field(
-                fixed_text(self.t("label.tags"), FIELD_NAME_LIMIT),
-                relay_text(tags, FIELD_VALUE_LIMIT, RANK_TAGS, DETAIL_FLOOR),
+    def tags(self, tags: str | None) -> list[Text]:
+        if not tags or not tags.strip():
+            return []
+        text = relay_text(_one_line(tags), _TAGS_LIMIT, RANK_TAGS, DETAIL_FLOOR)
+        text.text = "-# " + text.text
+        return [text]
+
+    def reason(self, reason: str | None, fallback_key: str) -> Text:
+        label = self.t("label.reason")
+        if reason is None:
+            return fixed_text(self.t("format.line", label=label, value=self.t(fallback_key)), 512)
+        text = relay_text(reason, DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
+        text.text = self.t("format.line", label=label, value=text.text)
+        return text
+
+    # - one clip -
+
+    def clip_title(self, entry: Entry) -> Text:
+        clip = entry.clip
+        name = entry.part if entry.is_stem else clip.title
+        if not name or not name.strip():
+            return fixed_text(
+                f"`{entry.number}` **{self.t('label.song', number=entry.number)}**", 128
             )
+        text = relay_text(_one_line(name), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        text.text = f"`{entry.number}` **{text.text}**"
+        return text
 
-    # - running -
+    def clip_details(self, clip: Clip, *, running: bool) -> Text:
+        parts = []
+        if running or clip.state is ClipState.ERROR:
+            parts.append(self.clip_word(clip))
+        if clip.duration is not None:
+            parts.append(_duration(clip.duration))
+        if clip.model:
+            parts.append(escape(truncate(_one_line(clip.model), 64)))
+        return trimmable_text(" · ".join(parts), DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
 
-    def running(self, task: Task, head: list[str]) -> _Layout:
-        card = Card(
-            colour=_STATUS_COLOURS[task.status],
-            title=self.title(_song_title(task), "title.task"),
-            thumbnail=_first_cover(task),
-            footer=self.footer(task),
+    def clip_pieces(self, entry: Entry, *, running: bool, lyrics: bool) -> list[Text]:
+        """The clip's title, its details line, and what else is known of it."""
+        details = self.clip_details(entry.clip, running=running)
+        extras = self.clip_extras(entry, lyrics=lyrics)
+        return [piece for piece in (self.clip_title(entry), details, *extras) if piece.text]
+
+    def clip_extras(self, entry: Entry, *, lyrics: bool) -> list[Text]:
+        """Below a clip's title and details: why it failed, its tags, a lyrics excerpt."""
+        clip = entry.clip
+        pieces: list[Text] = []
+        if clip.state is ClipState.ERROR:
+            pieces.append(self.reason(clip.error_message, "text.song_failed"))
+        if not entry.is_stem:
+            pieces.extend(self.tags(clip.tags))
+        excerpt = "\n".join((clip.lyrics or "").strip().splitlines()[:_LYRICS_EXCERPT_LINES])
+        if lyrics and excerpt and not entry.is_stem:
+            body = relay_text(excerpt, _LYRICS_EXCERPT, RANK_LYRICS, 0)
+            body.text = f"**{self.t('label.lyrics')}**\n{body.text}"
+            pieces.append(body)
+        return [piece for piece in pieces if piece.text]
+
+    def clip_buttons(self, entry: Entry, *, running: bool) -> list[tuple[str, str]]:
+        clip = entry.clip
+        if clip.state is ClipState.ERROR:
+            return []
+        number = entry.number
+        if running:
+            links = [("button.stream", clip.stream_url)]
+            if clip.state is ClipState.COMPLETE:
+                links.append(("button.mp3", clip.audio_url))
+        else:
+            links = [("button.mp3", clip.audio_url), ("button.mp4", clip.video_url)]
+        found = (self.button(key, url, number=number) for key, url in links)
+        return [button for button in found if button is not None]
+
+    # - the clips of a card -
+
+    def full_blocks(
+        self, entries: Sequence[Entry], *, running: bool, audio: Mapping[str, str]
+    ) -> list[Block]:
+        """Each clip in a block of its own: its text beside its cover, its links, its audio."""
+        blocks: list[Block] = []
+        seen_lyrics: set[str] = set()
+        for entry in entries:
+            lyrics = (entry.clip.lyrics or "").strip()
+            pieces = self.clip_pieces(entry, running=running, lyrics=lyrics not in seen_lyrics)
+            seen_lyrics.add(lyrics)
+            cover = _media_url(entry.clip.cover_url)
+            text = TextBlock(pieces)
+            blocks += [Divider(), Section([text], cover) if cover else text]
+            blocks += _rows(self.clip_buttons(entry, running=running))
+            if entry.clip.id in audio:
+                blocks.append(AudioFile(audio[entry.clip.id]))
+        return blocks
+
+    def compact_text(self, entries: Sequence[Entry], *, running: bool) -> TextBlock:
+        """The clips as one list; stems under a line naming their song."""
+        pieces: list[Text] = []
+        group: str | None = None
+        for entry in entries:
+            if entry.is_stem and entry.song != group and entry.song:
+                song = relay_text(_one_line(entry.song), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+                song.text = f"**{self.t('label.stems', title=song.text)}**"
+                pieces.append(song)
+            group = entry.song if entry.is_stem else None
+            title = self.clip_title(entry)
+            details = self.clip_details(entry.clip, running=running)
+            if details.text:
+                title.text = f"{title.text} · {details.text}"
+            pieces += [title, *self.clip_extras(entry, lyrics=False)]
+        return TextBlock(pieces)
+
+    def compact_blocks(self, entries: Sequence[Entry], *, running: bool) -> list[Block]:
+        buttons = [b for entry in entries for b in self.clip_buttons(entry, running=running)]
+        return [Divider(), self.compact_text(entries, running=running), *_rows(buttons)]
+
+    def clip_blocks(
+        self,
+        task: Task,
+        entries: list[Entry],
+        *,
+        room: int,
+        running: bool,
+        audio: Mapping[str, str],
+    ) -> list[Block]:
+        """The clips within `room` components: in full when few, else listed; beyond what fits
+        (never more than twelve) a picker opens the rest."""
+        if len(entries) <= _FULL_BLOCK_CLIPS:
+            blocks = self.full_blocks(entries, running=running, audio=audio)
+            if _cost(blocks) <= room:
+                return blocks
+        for count in range(min(len(entries), MAX_CARD_CLIPS), 0, -1):
+            blocks = self.compact_blocks(entries[:count], running=running)
+            if count < len(entries):
+                blocks.append(self.picker(task, entries, count))
+            if _cost(blocks) <= room:
+                return self.extras(blocks, entries[:count], room, audio)
+        return [self.picker(task, entries, 0)]
+
+    def extras(
+        self, blocks: list[Block], shown: Sequence[Entry], room: int, audio: Mapping[str, str]
+    ) -> list[Block]:
+        """What a listed card adds when there is room: the covers, then the attached audio."""
+        covers = list(dict.fromkeys(u for e in shown if (u := _media_url(e.clip.cover_url))))
+        if len(covers) > 1 and _cost(blocks) < room:
+            blocks.insert(2, Gallery(tuple(covers[:GALLERY_ITEMS_LIMIT])))
+        for entry in shown:
+            if entry.clip.id in audio and _cost(blocks) < room:
+                blocks.append(AudioFile(audio[entry.clip.id]))
+        return blocks
+
+    def picker(self, task: Task, entries: list[Entry], shown: int) -> Picker:
+        """The select menu for the clips after the first `shown`: one option per clip, or per
+        page of twelve when there are more than a menu holds."""
+        rest = entries[shown:]
+        if len(rest) <= SELECT_OPTIONS_LIMIT:
+            options = [self.clip_option(entry) for entry in rest]
+            most = min(len(options), MAX_CARD_CLIPS)
+        else:
+            starts = range(shown, len(entries), MAX_CARD_CLIPS)
+            options = [self.page_option(start, len(entries)) for start in starts]
+            options, most = options[:SELECT_OPTIONS_LIMIT], 1
+        placeholder = truncate(
+            self.t("picker.placeholder", count=len(rest)), SELECT_PLACEHOLDER_LIMIT
         )
-        card.head = [*head, self.line("label.status", self.status_word(task))]
+        return Picker(picker_custom_id(task.task_id), placeholder, tuple(options), most)
+
+    def clip_option(self, entry: Entry) -> PickerOption:
+        clip = entry.clip
+        fallback = self.t("label.song", number=entry.number)
+        name = _one_line(entry.part or clip.title or "") or fallback
+        label = truncate(f"{entry.number} · {name}", SELECT_TEXT_LIMIT)
+        details = [_one_line(entry.song)] if entry.is_stem and entry.song else []
+        if clip.duration is not None:
+            details.append(_duration(clip.duration))
+        description = truncate(" · ".join(details), SELECT_TEXT_LIMIT) or None
+        index = entry.number - 1
+        return PickerOption(label, f"{index}-{index}", description)
+
+    def page_option(self, start: int, total: int) -> PickerOption:
+        last = min(start + MAX_CARD_CLIPS, total)
+        label = self.t("picker.page", first=start + 1, last=last)
+        return PickerOption(truncate(label, SELECT_TEXT_LIMIT), f"{start}-{last - 1}")
+
+    # - whole cards -
+
+    def room(self, header: Block) -> int:
+        return MAX_COMPONENTS - 1 - cost(header) - CONTROL_COMPONENTS
+
+    def with_clips(
+        self,
+        task: Task,
+        header: TextBlock,
+        entries: list[Entry],
+        *,
+        running: bool,
+        audio: Mapping[str, str],
+    ) -> list[Block]:
+        """The header (beside the first cover when the clips are listed) and the clips."""
+        cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
+        if entries and len(entries) <= _FULL_BLOCK_CLIPS:
+            full = self.full_blocks(entries, running=running, audio=audio)
+            if _cost(full) <= self.room(header):
+                return [header, *full]
+        top: Block = Section([header], cover) if cover else header
+        clips = self.clip_blocks(task, entries, room=self.room(top), running=running, audio=audio)
+        return [top, *clips]
+
+    def running(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
+        lines = [self.line("label.status", self.status_word(task))]
         progress = self.progress_line(task)
         if progress is not None:
-            card.head.append(progress)
-        card.head.extend(self.time_lines(task))
-
-        groups: list[list[tuple[str, str]]] = []
-        shown = task.clips[:_MAX_CLIP_FIELDS]
-        for number, clip in enumerate(shown, start=1):
-            card.add_field(*self.clip_summary(clip, number), inline=len(shown) > 1)
-            if clip.state is not ClipState.ERROR:
-                groups.append(
-                    self.buttons(
-                        number, ("button.stream", clip.stream_url), ("button.mp3", clip.audio_url)
-                    )
-                )
-        hidden = len(task.clips) - len(shown)
-        if hidden > 0:
-            card.head.append(self.t("label.more_songs", count=hidden))
-        return [card], lay_out(groups)
-
-    def clip_summary(self, clip: Clip, number: int) -> tuple[Text, Text]:
-        label = self.t("label.song", number=number)
-        if clip.title:
-            name = trimmable_text(
-                f"{label} · {escape(truncate(clip.title, FIELD_NAME_LIMIT))}",
-                FIELD_NAME_LIMIT,
-                RANK_TITLE,
-                TITLE_FLOOR,
-            )
-        else:
-            name = fixed_text(label, FIELD_NAME_LIMIT)
-        first = self.clip_word(clip)
-        if clip.duration is not None:
-            first += f" · {_duration(clip.duration)}"
-        lines = [first]
-        if clip.state is ClipState.ERROR and clip.error_message:
-            lines.append(escape(truncate(clip.error_message, FIELD_VALUE_LIMIT)))
-        if clip.tags:
-            lines.append(escape(truncate(clip.tags, _TAGS_LIMIT)))
-        value = trimmable_text("\n".join(lines), FIELD_VALUE_LIMIT, RANK_TAGS, len(first) + 8)
-        return name, value
-
-    # - done -
-
-    def done(self, task: Task, head: list[str]) -> _Layout:
-        status = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+            lines.append(progress)
+        lines += self.time_lines(task)
+        header = self.header(
+            self.heading(_song_title(task), "title.task"), lines, task.task_id, head=head
+        )
         if not task.clips:
-            return self.done_without_clips(task, [*head, *status])
+            return [header]
+        entries = ordered(task.clips)
+        return self.with_clips(task, header, entries, running=True, audio=audio)
 
-        cards: list[Card] = []
-        groups: list[list[tuple[str, str]]] = []
-        seen_lyrics: set[str] = set()
-        total = len(task.clips)
-        for number, clip in enumerate(task.clips[:MAX_EMBEDS], start=1):
-            card = self.clip_card(task, clip, number, total, seen_lyrics)
-            if number == 1:
-                card.head = [*head, *status, *card.head]
-            cards.append(card)
-            if clip.state is ClipState.ERROR:
-                groups.append([])
-            else:
-                groups.append(
-                    self.buttons(
-                        number, ("button.mp3", clip.audio_url), ("button.mp4", clip.video_url)
-                    )
-                )
-        return cards, lay_out(groups)
+    def done(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
+        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        if not task.clips:
+            return self.done_without_clips(task, head, lines)
+        header = self.header(
+            self.heading(_song_title(task), "title.task"), lines, task.task_id, head=head
+        )
+        return self.with_clips(task, header, ordered(task.clips), running=False, audio=audio)
 
-    def done_without_clips(self, task: Task, head: list[str]) -> _Layout:
+    def done_without_clips(self, task: Task, head: list[Text], lines: list[str]) -> list[Block]:
         """A finished lyrics task, a task with only a result link, or one with nothing."""
         if task.lyrics is not None:
-            return [self.lyrics_card(task, task.lyrics, head)], ()
-        card = Card(
-            colour=_DONE,
-            title=fixed_text(self.t("title.task"), TITLE_LIMIT),
-            url=_embed_url(task.result_url),
-            head=head,
-            footer=self.footer(task),
-        )
-        if card.url is None:
-            card.head = [*head, "", self.t("text.no_songs")]
-            return [card], ()
-        path = urlsplit(card.url).path.lower()
+            return self.lyrics(task, task.lyrics, head, lines)
+        header = self.header(self.heading(None, "title.task"), lines, task.task_id, head=head)
+        url = _button_url(task.result_url)
+        if url is None:
+            return [header, TextBlock([fixed_text(self.t("text.no_songs"), 512)])]
+        path = urlsplit(url).path.lower()
         key = next((key for end, key in _RESULT_BUTTONS if path.endswith(end)), "button.result")
-        return [card], lay_out([self.buttons(1, (key, card.url))])
+        button = self.button(key, url, number=1)
+        return [header, *_rows([button] if button else [])]
 
-    def clip_card(
-        self, task: Task, clip: Clip, number: int, total: int, seen_lyrics: set[str]
-    ) -> Card:
-        failed = clip.state is ClipState.ERROR
-        card = Card(
-            colour=_FAILED if failed else _DONE,
-            title=self.title(clip.title, "label.song", number=number),
-            url=None if failed else _embed_url(clip.audio_url),
-            image=_embed_url(clip.cover_url),
-            footer=self.footer(task, number, total),
+    def lyrics(self, task: Task, lyrics: Lyrics, head: list[Text], lines: list[str]) -> list[Block]:
+        header = self.header(
+            self.heading(lyrics.title, "title.lyrics"), lines, task.task_id, head=head
         )
-        if failed:
-            card.add_field(
-                fixed_text(self.t("label.reason"), FIELD_NAME_LIMIT),
-                self.reason(clip.error_message, "text.song_failed"),
-                inline=False,
-            )
-        self.add_tags(card, clip.tags)
-        if clip.duration is not None:
-            card.add_field(
-                fixed_text(self.t("label.duration"), FIELD_NAME_LIMIT),
-                fixed_text(_duration(clip.duration), FIELD_VALUE_LIMIT),
-            )
-        if clip.model:
-            card.add_field(
-                fixed_text(self.t("label.model"), FIELD_NAME_LIMIT),
-                relay_text(clip.model, FIELD_VALUE_LIMIT, RANK_DETAIL, DETAIL_FLOOR),
-            )
-        lyrics = (clip.lyrics or "").strip()
-        if lyrics and lyrics not in seen_lyrics:
-            seen_lyrics.add(lyrics)
-            card.body = self.lyrics_body(lyrics)
-        return card
-
-    def lyrics_body(self, lyrics: str) -> Text:
-        label = f"**{self.t('label.lyrics')}**\n"
-        text = label + escape(truncate(lyrics, DESCRIPTION_LIMIT))
-        return trimmable_text(text, DESCRIPTION_LIMIT, RANK_LYRICS, 0)
-
-    def lyrics_card(self, task: Task, lyrics: Lyrics, head: list[str]) -> Card:
-        card = Card(
-            colour=_DONE,
-            title=self.title(lyrics.title, "title.lyrics"),
-            head=head,
-            footer=self.footer(task),
-        )
+        body: list[Text] = []
         if lyrics.text and lyrics.text.strip():
-            card.body = relay_text(lyrics.text.strip(), DESCRIPTION_LIMIT, RANK_LYRICS, 0)
+            text = relay_text(lyrics.text.strip(), TEXT_LIMIT, RANK_LYRICS, 200)
+            body.append(text)
         else:
-            card.head = [*head, "", self.t("text.no_lyrics")]
-        self.add_tags(card, lyrics.tags)
+            body.append(fixed_text(self.t("text.no_lyrics"), 512))
+        body += self.tags(lyrics.tags)
         if lyrics.error_message:
-            card.add_field(
-                fixed_text(self.t("label.reason"), FIELD_NAME_LIMIT),
-                self.reason(lyrics.error_message, "text.no_reason"),
-                inline=False,
-            )
-        return card
+            body.append(self.reason(lyrics.error_message, "text.no_reason"))
+        return [header, Divider(), TextBlock(body)]
 
-    # - failed -
-
-    def failed(self, task: Task, head: list[str]) -> _Layout:
-        card = Card(
-            colour=_FAILED,
-            title=self.title(_song_title(task), "title.task"),
-            head=[*head, self.line("label.status", self.status_word(task)), *self.time_lines(task)],
-            thumbnail=_first_cover(task),
-            footer=self.footer(task),
+    def failed(self, task: Task, head: list[Text]) -> list[Block]:
+        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        header = self.header(
+            self.heading(_song_title(task), "title.task"), lines, task.task_id, head=head
         )
-        card.add_field(
-            fixed_text(self.t("label.reason"), FIELD_NAME_LIMIT),
-            self.failure_reason(task),
-            inline=False,
-        )
-        return [card], ()
+        reason = TextBlock([self.failure_reason(task)])
+        cover = next((u for c in task.clips if (u := _media_url(c.cover_url))), None)
+        return [Section([header, reason], cover) if cover else header, *([] if cover else [reason])]
 
     def failure_reason(self, task: Task) -> Text:
         reason = task.fail_reason
@@ -405,11 +519,6 @@ class _Renderer:
             reason = task.failure_name
         return self.reason(reason, "text.no_reason")
 
-    def reason(self, reason: str | None, fallback_key: str) -> Text:
-        if reason is None:
-            return fixed_text(self.t(fallback_key), FIELD_VALUE_LIMIT)
-        return relay_text(reason, FIELD_VALUE_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
-
 
 def render_task(
     task: Task,
@@ -418,17 +527,59 @@ def render_task(
     notice: Notice | None = None,
     watch_timeout_minutes: int | None = None,
     catalog: Catalog | None = None,
+    audio: Mapping[str, str] | None = None,
 ) -> RenderedMessage:
-    """The status message for `task` as seen by someone using `locale`."""
+    """The status card for `task` as seen by someone using `locale`; `audio` maps a clip id to
+    the name of its MP3 attached to the message, which the card then plays."""
     renderer = _Renderer(catalog or default_catalog(), locale)
-    head = renderer.notice_line(notice, watch_timeout_minutes)
+    head = renderer.notice_lines(notice, watch_timeout_minutes)
+    audio = audio or {}
     if task.status is TaskStatus.SUCCESS:
-        cards, buttons = renderer.done(task, head)
+        blocks = renderer.done(task, head, audio)
     elif task.status is TaskStatus.FAILURE:
-        cards, buttons = renderer.failed(task, head)
+        blocks = renderer.failed(task, head)
     else:
-        cards, buttons = renderer.running(task, head)
-    return finish(cards, buttons)
+        blocks = renderer.running(task, head, audio)
+    colour = _STATUS_COLOURS[task.status]
+    if task.status is TaskStatus.SUCCESS and not task.clips and task.lyrics is None:
+        colour = _DONE
+    return finish(colour, blocks)
+
+
+def render_picked(
+    task: Task,
+    values: Sequence[str],
+    *,
+    locale: str,
+    catalog: Catalog | None = None,
+) -> RenderedMessage | None:
+    """The private card for the clips chosen in a task's picker (values as the picker made
+    them: "first-last" positions on the card); None when none of them names a clip."""
+    renderer = _Renderer(catalog or default_catalog(), locale)
+    entries = ordered(task.clips)
+    chosen = _chosen(values, len(entries))[:MAX_CARD_CLIPS]
+    if not chosen:
+        return None
+    picked = [entries[index] for index in chosen]
+    line = renderer.t("label.picked", count=len(picked), total=len(entries))
+    header = renderer.header(
+        renderer.heading(_song_title(task), "title.task"), [line], task.task_id
+    )
+    running = task.status is not TaskStatus.SUCCESS
+    blocks = renderer.with_clips(task, header, picked, running=running, audio={})
+    return finish(_STATUS_COLOURS[task.status], blocks)
+
+
+def _chosen(values: Sequence[str], total: int) -> list[int]:
+    """The clip positions the values name, in order, each once; anything else is ignored."""
+    chosen: dict[int, None] = {}
+    for value in values:
+        first, _, last = value.partition("-")
+        if not (first.isdigit() and last.isdigit()):
+            continue
+        for index in range(int(first), min(int(last), total - 1) + 1):
+            chosen[index] = None
+    return list(chosen)
 
 
 def render_unanswered(
@@ -444,30 +595,23 @@ def render_unanswered(
     renderer = _Renderer(catalog or default_catalog(), locale)
     waiting = notice is Notice.RELAY_RETRYING
     status = renderer.t("status.waiting_for_relay" if waiting else "status.relay_never_answered")
-    card = Card(
-        colour=discord.Colour.lighter_grey(),
-        title=fixed_text(renderer.t("title.task"), TITLE_LIMIT),
-        head=[
-            *renderer.notice_line(notice, watch_timeout_minutes),
-            renderer.line("label.status", status),
-        ],
-        footer=renderer.id_footer(task_id),
+    header = renderer.header(
+        renderer.heading(None, "title.task"),
+        [renderer.line("label.status", status)],
+        task_id,
+        head=renderer.notice_lines(notice, watch_timeout_minutes),
     )
-    return finish([card], ())
+    return finish(_WAITING, [header])
 
 
 def render_error(
     message_key: str, *, locale: str, catalog: Catalog | None = None
 ) -> RenderedMessage:
-    """A short red message for the requester; an unknown key shows the generic error."""
+    """A short red card for the requester; an unknown key shows the generic error."""
     renderer = _Renderer(catalog or default_catalog(), locale)
     try:
         text = renderer.t(message_key)
     except KeyError:
         text = renderer.t("error.internal")
-    card = Card(
-        colour=_FAILED,
-        title=fixed_text(renderer.t("title.error"), TITLE_LIMIT),
-        head=[truncate(text, DESCRIPTION_LIMIT)],
-    )
-    return finish([card], ())
+    header = renderer.header(renderer.heading(None, "title.error"), [text], "")
+    return finish(_FAILED, [header])

@@ -1,53 +1,77 @@
-"""The finished status message: cards fitted into embeds, link buttons, and a fingerprint."""
+"""The finished status message: one Components V2 container, its limits kept, and a fingerprint."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 
-from bot.render.budget import MAX_EMBEDS, Card, LinkButton, fit_total
+from bot.render.budget import CONTROL_SLOTS, fit_text
+from bot.render.components import Block, canonical, cost, text_blocks, to_item
 
 
 @dataclass(frozen=True)
 class RenderedMessage:
-    """What one status message shows; `fingerprint` is equal iff the user would see the same."""
+    """What one status message shows; `fingerprint` is equal iff the user would see the same.
 
-    embeds: tuple[discord.Embed, ...]
-    buttons: tuple[LinkButton, ...]
+    `controls` are the bot's own buttons (at most four, one row at the card's foot), which the
+    layout leaves room for; `with_controls` adds them.
+    """
+
+    colour: int
+    blocks: tuple[Block, ...]
     fingerprint: str
+    controls: tuple[discord.ui.Item[Any], ...] = ()
 
-    def view(self) -> discord.ui.View | None:
-        if not self.buttons:
-            return None
-        view = discord.ui.View(timeout=None)
-        for button in self.buttons:
-            view.add_item(
-                discord.ui.Button(
-                    style=discord.ButtonStyle.link,
-                    label=button.label,
-                    url=button.url,
-                    row=button.row,
-                )
-            )
+    @property
+    def components(self) -> int:
+        """The components the message counts, the container and the controls' row included."""
+        controls = 1 + len(self.controls) if self.controls else 0
+        return 1 + sum(cost(block) for block in self.blocks) + controls
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(block.text) for block in text_blocks(self.blocks))
+
+    def with_controls(self, items: Sequence[discord.ui.Item[Any]], state: str) -> RenderedMessage:
+        """The message with the bot's buttons; `state` is what they show (for the fingerprint)."""
+        if len(items) > CONTROL_SLOTS:
+            raise ValueError(f"at most {CONTROL_SLOTS} controls fit a card")
+        digest = hashlib.sha256(f"{self.fingerprint}|{state}".encode()).hexdigest()
+        return dataclasses.replace(self, controls=tuple(items), fingerprint=digest)
+
+    def view(self) -> discord.ui.LayoutView:
+        """The card as a discord.py layout (a new one each call: views are not shared)."""
+        container: discord.ui.Container[discord.ui.LayoutView] = discord.ui.Container(
+            accent_colour=discord.Colour(self.colour)
+        )
+        for block in self.blocks:
+            container.add_item(to_item(block))
+        if self.controls:
+            container.add_item(discord.ui.ActionRow(*self.controls))
+        view = discord.ui.LayoutView(timeout=None)
+        view.add_item(container)
         return view
 
 
-def finish(cards: list[Card], buttons: tuple[LinkButton, ...]) -> RenderedMessage:
-    """The message the cards and buttons make once every limit is applied."""
-    for card in cards:
-        card.fit_body()
-    embeds = tuple(card.to_embed() for card in fit_total(cards[:MAX_EMBEDS]))
-    canonical = json.dumps(
-        {
-            "embeds": [embed.to_dict() for embed in embeds],
-            "buttons": [[button.label, button.url, button.row] for button in buttons],
-        },
-        sort_keys=True,
+def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
+    """The message the blocks make once the text budget is applied."""
+    fit_text([text.pieces for text in text_blocks(blocks)])
+    shown = tuple(block for block in blocks if _shows_something(block))
+    canonical_form = json.dumps(
+        [colour.value, [canonical(block) for block in shown]],
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return RenderedMessage(embeds=embeds, buttons=buttons, fingerprint=fingerprint)
+    fingerprint = hashlib.sha256(canonical_form.encode("utf-8")).hexdigest()
+    return RenderedMessage(colour=colour.value, blocks=shown, fingerprint=fingerprint)
+
+
+def _shows_something(block: Block) -> bool:
+    texts = text_blocks([block])
+    return not texts or any(text.text.strip() for text in texts)

@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
@@ -32,6 +33,7 @@ from bot.suno.models import (
     Envelope,
     NotATask,
     Task,
+    TaskMemo,
     envelope_from,
     task_from_answer,
     tasks_from_data,
@@ -99,22 +101,32 @@ class RelayClient:
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._observer = observer
+        # Unchanged tasks are not parsed again (most polls find a task as it was).
+        self._memo = TaskMemo()
 
-    async def fetch(self, task_id: str) -> Task:
-        """The task with this id, or a RelayError saying why it could not be read."""
+    async def fetch(self, task_id: str, *, key: SecretStr | None = None) -> Task:
+        """The task with this id, or a RelayError saying why it could not be read; asked with
+        `key` (a member's or server's) or else the operator's key."""
         task_id = normalize_task_id(task_id)
         with self._observed("fetch"):
-            return await self._fetch(task_id)
+            return await self._fetch(task_id, key or self._api_key)
 
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]:
-        """The tasks among these ids that the relay knows; unknown ids are left out."""
+    async def fetch_many(
+        self, task_ids: Sequence[str], *, key: SecretStr | None = None
+    ) -> list[Task]:
+        """The tasks among these ids that the relay knows (to `key`, or else the operator's
+        key); unknown ids are left out."""
         wanted = list(dict.fromkeys(normalize_task_id(task_id) for task_id in task_ids))
         if not wanted:
             return []
         if self._observer is not None:
             self._observer.relay_batch(len(wanted))
         with self._observed("batch"):
-            return await self._fetch_many(wanted)
+            return await self._fetch_many(wanted, key or self._api_key)
+
+    def forget(self, task_id: str) -> None:
+        """The task is no longer polled: its last answer need not be remembered."""
+        self._memo.forget(task_id)
 
     @contextmanager
     def _observed(self, endpoint: str) -> Iterator[None]:
@@ -135,21 +147,21 @@ class RelayClient:
             raise
         observer.relay_request(endpoint, "ok", time.monotonic() - started)
 
-    async def _fetch(self, task_id: str) -> Task:
+    async def _fetch(self, task_id: str, key: SecretStr) -> Task:
         # One quoted segment, appended to an already-encoded URL: the id can never add a
         # path segment, a query or a fragment, whatever the validation in fetch() lets through.
         url = self._fetch_root.with_path(
             f"{self._fetch_root.raw_path}/{quote(task_id, safe='')}", encoded=True
         )
-        answer = await self._request("GET", url, None)
+        answer = await self._request("GET", url, None, key)
         if answer.status != 200:
             raise self._error_for(answer)
         if not answer.is_json:
             raise self._not_json(answer)
         return self._single_task(answer, task_id)
 
-    async def _fetch_many(self, wanted: list[str]) -> list[Task]:
-        answer = await self._request("POST", self._fetch_root, {"ids": wanted})
+    async def _fetch_many(self, wanted: list[str], key: SecretStr) -> list[Task]:
+        answer = await self._request("POST", self._fetch_root, {"ids": wanted}, key)
         # Relays drop unknown ids from a batch; one that instead answers "not found" for the
         # whole batch has the endpoint and simply knows none of them.
         if answer.status in (200, 400, 404) and _says_not_found(answer.json):
@@ -162,9 +174,11 @@ class RelayClient:
             raise self._error_for(answer)
         return self._batch_tasks(answer, set(wanted))
 
-    async def _request(self, method: str, url: URL, payload: Any) -> _Answer:
+    async def _request(self, method: str, url: URL, payload: Any, key: SecretStr) -> _Answer:
+        # The only place a key leaves the bot: this header, to the operator's relay.
+        secret = key.get_secret_value()
         headers = {
-            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Authorization": f"Bearer {secret}",
             "Accept": "application/json",
         }
         started = time.monotonic()
@@ -191,6 +205,9 @@ class RelayClient:
             log.debug("%s %s failed: %s", method, url.path, type(exc).__name__)
             raise RelayUnavailable(f"cannot reach the relay ({type(exc).__name__})") from None
         log.debug("%s %s -> %d in %.3fs", method, url.path, status, time.monotonic() - started)
+        if secret:
+            # A relay that echoes the request must not carry the key into errors or logs.
+            body = body.replace(secret.encode(), b"***")
         return _Answer(status, response_headers, body, _parse_json(body))
 
     def _single_task(self, answer: _Answer, task_id: str) -> Task:
@@ -200,7 +217,7 @@ class RelayClient:
             envelope = envelope_from(answer.json)
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
-            task = task_from_answer(envelope.data, task_id)
+            task = task_from_answer(envelope.data, task_id, self._memo)
         except NotATask as exc:
             raise RelayProtocolError(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
@@ -227,7 +244,7 @@ class RelayClient:
             if not _envelope_ok(envelope):
                 raise NotATask(f"the relay answered code {envelope.code!r}")
             # new-api answers a batch that matched nothing with `data: null`.
-            tasks = [] if envelope.data is None else tasks_from_data(envelope.data)
+            tasks = [] if envelope.data is None else tasks_from_data(envelope.data, self._memo)
         except NotATask as exc:
             raise BatchUnsupported(
                 f"{exc}: {self._snippet(answer)}", status=answer.status
@@ -323,6 +340,10 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
 
 def _parse_json(body: bytes) -> Any:
     """The decoded body, or _NOT_JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # orjson is strict where the standard parser is lenient (NaN, huge integers)
     try:
         return json.loads(body)
     # Hostile nesting overflows the parser's recursion rather than raising ValueError.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -11,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -162,6 +164,7 @@ def _clip_state_from(raw: str | None) -> ClipState | None:
     return _CLIP_STATE_WORDS.get(raw.strip().lower())
 
 
+@functools.lru_cache(maxsize=2048)  # pure, and the same links come back poll after poll
 def _is_placeholder_media(url: str) -> bool:
     # Suno answers an errored clip with https://cdn1.suno.ai/None.mp3 (and friends). A bare
     # host is no file either, unless a query names the item (the audiopipe stream link).
@@ -172,6 +175,7 @@ def _is_placeholder_media(url: str) -> bool:
     return stem.lower() in _PLACEHOLDER_STEMS
 
 
+@functools.lru_cache(maxsize=2048)
 def _is_stream(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return "audiopipe" in host
@@ -259,6 +263,8 @@ class _RawMetadata(_Raw):
     duration: Number = None
     error_type: Text = None
     error_message: Text = None
+    stem_from_id: Text = None
+    stem_type_group_name: Text = None
 
 
 class _RawClip(_Raw):
@@ -281,6 +287,8 @@ class _RawClip(_Raw):
     image_url: Text = None
     image_large_url: Text = None
     video_url: Text = None
+    stem_from_id: Text = None
+    stem_type_group_name: Text = None
     metadata: Annotated[_RawMetadata | None, BeforeValidator(_as_mapping)] = None
 
 
@@ -314,6 +322,9 @@ class Clip:
     stream_url: str | None = None
     video_url: str | None = None
     error_message: str | None = None
+    # A stem split's part ("Vocals", "Drums") and the id of the song it was split from.
+    stem_type: str | None = None
+    stem_from_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +439,8 @@ def _clip_from(raw: _RawClip, index: int) -> Clip:
         stream_url=stream,
         video_url=media_url(raw.video_url),
         error_message=_first(meta.error_message, raw.error_message, raw.msg, meta.error_type),
+        stem_type=_first(meta.stem_type_group_name, raw.stem_type_group_name),
+        stem_from_id=_first(meta.stem_from_id, raw.stem_from_id),
     )
 
 
@@ -525,16 +538,57 @@ def envelope_from(body: Any) -> Envelope:
         raise NotATask("malformed envelope") from exc
 
 
-def task_from_data(data: Any) -> Task:
+class TaskMemo:
+    """The newest Task parsed for each task id, with a digest of the relay object it came from.
+
+    Most polls find a task as it was: its object then gives back the very Task it gave last
+    time, without validating and normalizing it again (and the message, whose source is that
+    Task, is not rendered again either). Only one Task per id is kept, and an id is dropped
+    when it is no longer polled (`forget`); past `capacity` ids it starts over.
+    """
+
+    def __init__(self, capacity: int = 262_144) -> None:
+        self._capacity = capacity
+        self._newest: dict[str, tuple[bytes, Task]] = {}
+
+    def task(self, item: Mapping[str, Any]) -> Task:
+        """`task_from(item)`, remembered; raises as `task_from` does."""
+        task_id = item.get("task_id", item.get("taskId"))
+        key = _digest(item) if isinstance(task_id, str) else None
+        if key is None:
+            return task_from(item)
+        known = self._newest.get(task_id)
+        if known is not None and known[0] == key:
+            return known[1]
+        task = task_from(item)
+        if len(self._newest) >= self._capacity and task_id not in self._newest:
+            self._newest.clear()
+        self._newest[task_id] = (key, task)
+        return task
+
+    def forget(self, task_id: str) -> None:
+        self._newest.pop(task_id, None)
+
+
+def _digest(item: Mapping[str, Any]) -> bytes | None:
+    """16 bytes that differ whenever `item` does; None for what JSON cannot hold exactly."""
+    try:
+        encoded = orjson.dumps(item)
+    except TypeError:  # orjson.JSONEncodeError: integers past 64 bits, non-string keys
+        return None
+    return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def task_from_data(data: Any, memo: TaskMemo | None = None) -> Task:
     if not _looks_like_task(data):
         raise NotATask("the answer carries no task")
     try:
-        return task_from(data)
+        return memo.task(data) if memo is not None else task_from(data)
     except ValidationError as exc:
         raise NotATask("malformed task") from exc
 
 
-def task_from_answer(data: Any, task_id: str) -> Task:
+def task_from_answer(data: Any, task_id: str, memo: TaskMemo | None = None) -> Task:
     """The task a successful single fetch of `task_id` carries in its envelope's `data`.
 
     `data: null` is a relay with nothing to report yet: the task has not started. A task
@@ -542,21 +596,22 @@ def task_from_answer(data: Any, task_id: str) -> Task:
     """
     if data is None:
         return Task(task_id=task_id, status=TaskStatus.NOT_START, raw_status="")
-    task = task_from_data(data)
+    task = task_from_data(data, memo)
     if not task.task_id:
         return replace(task, task_id=task_id)
     return task
 
 
-def tasks_from_data(data: Any) -> list[Task]:
+def tasks_from_data(data: Any, memo: TaskMemo | None = None) -> list[Task]:
     """The tasks of a batch answer (`data` is a list of task objects)."""
     if not isinstance(data, list):
         raise NotATask("the batch answer is not a list")
+    parse = memo.task if memo is not None else task_from
     tasks = []
     for item in data:
         if _looks_like_task(item):
             try:
-                tasks.append(task_from(item))
+                tasks.append(parse(item))
             except ValidationError:
                 continue
     return tasks

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.config import is_postgres_url, sqlite_path
+from bot.keys import KeyStore
 from bot.tracking.postgres import PostgresWatchStore, redacted
 from bot.tracking.store import SqliteWatchStore, StoreObserver, WatchStore
 
 
-class OpenStore(WatchStore, Protocol):
-    """A store as the runner holds it: the contract, and whether it is still open."""
+class OpenStore(WatchStore, KeyStore, Protocol):
+    """A store as the runner holds it: the contract, the relay keys, and whether it is
+    still open."""
 
     @property
     def is_open(self) -> bool: ...

@@ -42,12 +42,9 @@ class EditResult(Enum):
 
 
 class MessageContent(Protocol):
-    """What the editor sends; a RenderedMessage provides it."""
+    """What the editor sends (a Components V2 card); a RenderedMessage provides it."""
 
-    @property
-    def embeds(self) -> tuple[discord.Embed, ...]: ...
-
-    def view(self) -> discord.ui.View | None: ...
+    def view(self) -> discord.ui.LayoutView: ...
 
 
 class EditObserver(Protocol):
@@ -91,18 +88,14 @@ class MessageEditor:
         # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
         # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
-        request = webhook.edit_message(
-            ORIGINAL_RESPONSE, embeds=list(message.embeds), view=message.view()
-        )
+        request = webhook.edit_message(ORIGINAL_RESPONSE, **_card_edit(message))
         return await self._attempt(request, via="interaction", route="token")
 
     async def edit_channel_message(
         self, channel_id: int, message_id: int, message: MessageContent
     ) -> EditResult:
         channel = self._client.get_partial_messageable(channel_id)
-        request = channel.get_partial_message(message_id).edit(
-            embeds=list(message.embeds), view=message.view()
-        )
+        request = channel.get_partial_message(message_id).edit(**_card_edit(message))
         return await self._attempt(request, via="channel", route="channel")
 
     async def _attempt(self, request: Awaitable[Any], *, via: str, route: str) -> EditResult:
@@ -122,6 +115,13 @@ class MessageEditor:
         if self._observer is not None:
             self._observer.discord_edit(route, result)
         return result
+
+
+def _card_edit(message: MessageContent) -> dict[str, Any]:
+    """The edit that shows `message`: discord.py sets the Components V2 flag for a layout, and
+    `embeds: []` turns a message that still shows embeds (sent before the cards) into a card
+    (discord.py's typing offers no `embeds` beside a layout; its edit sends both as given)."""
+    return {"embeds": [], "view": message.view()}
 
 
 def _describe(error: Exception) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,9 +25,21 @@ log = logging.getLogger(__name__)
 
 
 class TaskSource(Protocol):
-    async def fetch(self, task_id: str) -> Task: ...
+    """The relay, asked with the key of row `key_id` (None: the operator's key)."""
 
-    async def fetch_many(self, task_ids: Sequence[str]) -> list[Task]: ...
+    async def fetch(self, task_id: str, key_id: int | None = None) -> Task: ...
+
+    async def fetch_many(
+        self, task_ids: Sequence[str], key_id: int | None = None
+    ) -> list[Task]: ...
+
+    def forget(self, task_id: str) -> None:
+        """The task is no longer polled (with any key)."""
+
+
+# A task is polled per key: a relay shows a task only to its creator's key, so an answer
+# read with one key is never shown to a watcher who chose another.
+PollKey = tuple[int | None, str]
 
 
 @dataclass(eq=False, slots=True)
@@ -39,6 +53,11 @@ class PolledTask:
     not_found: int = 0  # "no such task" answers in a row
     in_flight: bool = False
     answered: bool = False  # the relay was asked at least once, whatever it said
+    key_id: int | None = None  # the key it is polled with (None: the operator's)
+
+    @property
+    def poll_key(self) -> PollKey:
+        return (self.key_id, self.task_id)
 
     @property
     def has_news(self) -> bool:
@@ -84,7 +103,11 @@ class Poller:
         self._wanted = wanted
         self._spawn = spawn
         self._wake = wake
-        self.tasks: dict[str, PolledTask] = {}
+        self.tasks: dict[PollKey, PolledTask] = {}
+        # (next_poll, tie-breaker, task), one entry per schedule change; an entry whose time is
+        # no longer its task's next_poll is stale and skipped when it comes up.
+        self._schedule: list[tuple[float, int, PolledTask]] = []
+        self._order = itertools.count()
         self.batch_mode: bool | None = None  # None until the relay has shown whether it batches
         self._reprobe_at = math.inf  # when to try the batch endpoint again (monotonic)
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
@@ -97,54 +120,99 @@ class Poller:
         poll_now: bool,
         last: Task | None,
         failure: RelayError | None = None,
+        key_id: int | None = None,
     ) -> PolledTask:
-        """Starts (or keeps) polling `task_id`; `last` is an answer already in hand, `failure`
-        how the last ask failed (the next poll then backs off as after any failed poll)."""
+        """Starts (or keeps) polling `task_id` with key `key_id`; `last` is an answer already
+        in hand, `failure` how the last ask failed (the next poll then backs off as after any
+        failed poll)."""
         now = self._clock.monotonic()
-        polled = self.tasks.get(task_id)
+        polled = self.tasks.get((key_id, task_id))
         if polled is None:
             first = now if poll_now else self._policy.next_poll(now)
-            polled = self.tasks[task_id] = PolledTask(task_id, next_poll=first)
+            polled = PolledTask(task_id, next_poll=first, key_id=key_id)
+            self.tasks[polled.poll_key] = polled
             if failure is not None:
                 self._failed(polled, failure)
         elif poll_now:
             polled.next_poll = min(polled.next_poll, now)
+        # Also for a known task: one no longer wanted dropped out of the schedule.
+        self._plan(polled)
         if last is not None and polled.last is None:
             polled.last = last
         return polled
 
-    def forget(self, task_id: str) -> None:
-        self.tasks.pop(task_id, None)
+    def forget(self, poll_key: PollKey) -> None:
+        self.tasks.pop(poll_key, None)
+        self._source.forget(poll_key[1])
 
     def polls(self, polled: PolledTask) -> bool:
         """Whether `polled` waits for its next poll (not in flight and still wanted)."""
         return not polled.in_flight and self._wanted(polled)
 
+    def _plan(self, polled: PolledTask) -> None:
+        heapq.heappush(self._schedule, (polled.next_poll, next(self._order), polled))
+
+    def _current(self, when: float, polled: PolledTask) -> bool:
+        """Whether a schedule entry still stands: its task's time, tracked, waiting, wanted."""
+        return (
+            when == polled.next_poll
+            and self.tasks.get(polled.poll_key) is polled
+            and self.polls(polled)
+        )
+
+    def next_due(self) -> float:
+        """When the next poll is due (monotonic); infinity when none is planned."""
+        schedule = self._schedule
+        while schedule and not self._current(schedule[0][0], schedule[0][2]):
+            heapq.heappop(schedule)
+        return schedule[0][0] if schedule else math.inf
+
+    def _take_until(self, until: float, *, settled_only: bool = False) -> list[PolledTask]:
+        """Every current entry due by `until`, out of the schedule; with `settled_only`, tasks
+        backing off after a failure stay where they are (a relay's Retry-After must hold)."""
+        taken: list[PolledTask] = []
+        seen: set[PolledTask] = set()
+        kept: list[tuple[float, int, PolledTask]] = []
+        schedule = self._schedule
+        while schedule and schedule[0][0] <= until:
+            entry = heapq.heappop(schedule)
+            when, _, polled = entry
+            if not self._current(when, polled) or polled in seen:
+                continue
+            if settled_only and polled.failures:
+                kept.append(entry)
+            else:
+                taken.append(polled)
+                seen.add(polled)
+        for entry in kept:
+            heapq.heappush(schedule, entry)
+        return taken
+
     def poll_due(self) -> None:
         """Starts a poll of every task that is due, in batches when the relay takes them."""
         now = self._clock.monotonic()
-        ready = [polled for polled in self.tasks.values() if self.polls(polled)]
-        due = [polled for polled in ready if polled.next_poll <= now]
+        if self.next_due() > now:
+            return
+        due = self._take_until(now)
         if not due:
             return
         batching = self.batch_mode is not False or now >= self._reprobe_at
-        if len(ready) > 1 and batching:
-            # A task backing off keeps its own schedule (a relay's Retry-After must hold).
-            soon = self._policy.ride_along_until(now)
-            due += [p for p in ready if now < p.next_poll <= soon and p.failures == 0]
+        if len(self.tasks) > 1 and batching:
+            due += self._take_until(self._policy.ride_along_until(now), settled_only=True)
         for polled in due:
             polled.in_flight = True
-        if len(due) > 1 and batching:
-            for start in range(0, len(due), self._batch_size):
-                self._spawn(self._poll_batch(due[start : start + self._batch_size], now))
-        else:
-            for polled in due:
-                self._spawn(self._poll_one(polled, now))
+        for same_key in _by_key(due):
+            if len(same_key) > 1 and batching:
+                for start in range(0, len(same_key), self._batch_size):
+                    self._spawn(self._poll_batch(same_key[start : start + self._batch_size], now))
+            else:
+                for polled in same_key:
+                    self._spawn(self._poll_one(polled, now))
 
     async def _poll_one(self, polled: PolledTask, started: float) -> None:
         try:
             async with self._fetch_slots:
-                task = await self._source.fetch(polled.task_id)
+                task = await self._source.fetch(polled.task_id, polled.key_id)
         except RelayError as exc:
             self._failed(polled, exc)
         except Exception as exc:
@@ -162,7 +230,9 @@ class Poller:
 
     async def _read_batch(self, batch: list[PolledTask], started: float) -> None:
         try:
-            tasks = await self._source.fetch_many([polled.task_id for polled in batch])
+            tasks = await self._source.fetch_many(
+                [polled.task_id for polled in batch], batch[0].key_id
+            )
         except BatchUnsupported:
             if self.batch_mode is not False:
                 log.info(
@@ -211,6 +281,7 @@ class Poller:
         polled.not_found = 0
         polled.last = task
         polled.next_poll = self._policy.next_poll(started)
+        self._plan(polled)
         self._listener.on_answer(polled, task)
 
     def _failed(self, polled: PolledTask, error: Exception, *, now: float | None = None) -> None:
@@ -227,5 +298,14 @@ class Poller:
             polled.failures, float(retry_after) if isinstance(retry_after, int | float) else None
         )
         polled.next_poll = (self._clock.monotonic() if now is None else now) + delay
+        self._plan(polled)
         log.info("poll of %s failed (%s); retrying in %.1fs", polled.task_id, error, delay)
         self._listener.on_failure(polled, error)
+
+
+def _by_key(due: list[PolledTask]) -> list[list[PolledTask]]:
+    """The due tasks, one list per key they are polled with (a batch asks with one key)."""
+    groups: dict[int | None, list[PolledTask]] = {}
+    for polled in due:
+        groups.setdefault(polled.key_id, []).append(polled)
+    return list(groups.values())

@@ -20,6 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 from bot.tracking.store import (
     Lease,
     NewWatch,
+    StoredKey,
     StoreError,
     StoreObserver,
     Watch,
@@ -93,13 +94,35 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX task_leases_owner ON task_leases (owner)",
     ),
+    (
+        # Member (owner_kind 'user') and server ('guild') relay keys, encrypted by the bot
+        # (never in clear); one per owner. A watch names the key it polls with by its row:
+        # NULL is the operator's key. Removing a key ends its active watches first (see
+        # remove_key), so SET NULL only ever touches watches that have ended. An identity
+        # column never gives a removed key's id to another key.
+        """
+        CREATE TABLE relay_keys (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'guild')),
+            owner_id BIGINT NOT NULL,
+            ciphertext BYTEA NOT NULL,
+            last4 TEXT NOT NULL,
+            set_at TIMESTAMPTZ NOT NULL,
+            UNIQUE (owner_kind, owner_id)
+        )
+        """,
+        "ALTER TABLE watches ADD COLUMN key_id BIGINT"
+        " REFERENCES relay_keys (id) ON DELETE SET NULL",
+        "CREATE INDEX watches_key_id ON watches (key_id) WHERE key_id IS NOT NULL",
+    ),
 ]
 
 _WATCH_COLUMNS = """
     id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
     interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-    last_fingerprint, outcome, created_at, updated_at
+    last_fingerprint, outcome, created_at, updated_at, key_id
 """
+_KEY_COLUMNS = "id, owner_kind, owner_id, ciphertext, last4, set_at"
 
 # asyncpg's errors for a statement the server refused, a connection that broke, or a server
 # that never answered; each becomes a StoreError.
@@ -244,8 +267,8 @@ class PostgresWatchStore(WatchStore):
             INSERT INTO watches (
                 task_id, application_id, guild_id, channel_id, requester_id, locale,
                 ephemeral, interaction_id, interaction_token, token_expires_at,
-                deadline_at, outcome, created_at, updated_at
-            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12)
+                deadline_at, outcome, created_at, updated_at, key_id
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, $13)
             RETURNING id
             """,
             watch.task_id,
@@ -260,6 +283,7 @@ class PostgresWatchStore(WatchStore):
             expires,
             deadline,
             now,
+            watch.key_id,
         )
         return Watch(
             id=int(rows[0]["id"]),
@@ -279,6 +303,7 @@ class PostgresWatchStore(WatchStore):
             outcome=WatchOutcome.ACTIVE,
             created_at=now,
             updated_at=now,
+            key_id=watch.key_id,
         )
 
     async def _update_watch(self, watch_id: int, action: str, sql: str, *args: Any) -> None:
@@ -589,6 +614,78 @@ class PostgresWatchStore(WatchStore):
             await listener.add_listener(RELEASED_CHANNEL, release)
         self._listener = listener
 
+    # -- member and server relay keys (encrypted by bot.keys; never in clear here) --------
+
+    async def put_key(
+        self, owner_kind: str, owner_id: int, ciphertext: bytes, last4: str
+    ) -> StoredKey:
+        """Store the owner's key, replacing theirs if any (the row, and so its watches, stay)."""
+        rows = await self._fetch(
+            "save a relay key",
+            f"""
+            INSERT INTO relay_keys (owner_kind, owner_id, ciphertext, last4, set_at)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (owner_kind, owner_id) DO UPDATE SET
+                ciphertext = excluded.ciphertext,
+                last4 = excluded.last4,
+                set_at = excluded.set_at
+            RETURNING {_KEY_COLUMNS}
+            """,  # noqa: S608 - a constant column list
+            owner_kind,
+            owner_id,
+            ciphertext,
+            last4,
+            _moment(_now()),
+        )
+        return _key_from_row(rows[0])
+
+    async def get_key(self, owner_kind: str, owner_id: int) -> StoredKey | None:
+        rows = await self._fetch(
+            "read a relay key",
+            f"SELECT {_KEY_COLUMNS} FROM relay_keys WHERE owner_kind = $1 AND owner_id = $2",  # noqa: S608 - a constant column list
+            owner_kind,
+            owner_id,
+        )
+        return _key_from_row(rows[0]) if rows else None
+
+    async def key_by_id(self, key_id: int) -> StoredKey | None:
+        rows = await self._fetch(
+            "read a relay key",
+            f"SELECT {_KEY_COLUMNS} FROM relay_keys WHERE id = $1",  # noqa: S608 - a constant column list
+            key_id,
+        )
+        return _key_from_row(rows[0]) if rows else None
+
+    async def all_keys(self) -> list[StoredKey]:
+        rows = await self._fetch(
+            "read the relay keys",
+            f"SELECT {_KEY_COLUMNS} FROM relay_keys ORDER BY id",  # noqa: S608 - a constant column list
+        )
+        return [_key_from_row(row) for row in rows]
+
+    async def replace_ciphertext(self, key_id: int, old: bytes, new: bytes) -> None:
+        """Re-encrypt a key in place, unless it was set anew since `old` was read."""
+        await self._count(
+            "re-encrypt a relay key",
+            "UPDATE relay_keys SET ciphertext = $1 WHERE id = $2 AND ciphertext = $3",
+            new,
+            key_id,
+            old,
+        )
+
+    async def remove_key(self, key_id: int) -> None:
+        """Delete a key's row; its active watches end first (as lost), so none of them is
+        ever resumed with another key. One transaction: no watch is left half-way."""
+        with self._failures("remove a relay key"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(
+                    "UPDATE watches SET outcome = 'lost', interaction_token = NULL,"
+                    " updated_at = $1 WHERE key_id = $2 AND outcome = 'active'",
+                    _moment(_now()),
+                    key_id,
+                )
+                await connection.execute("DELETE FROM relay_keys WHERE id = $1", key_id)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
@@ -646,6 +743,18 @@ def _watch_from_row(row: asyncpg.Record) -> Watch:
         outcome=WatchOutcome(row["outcome"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        key_id=row["key_id"],
+    )
+
+
+def _key_from_row(row: asyncpg.Record) -> StoredKey:
+    return StoredKey(
+        id=row["id"],
+        owner_kind=row["owner_kind"],
+        owner_id=row["owner_id"],
+        ciphertext=bytes(row["ciphertext"]),
+        last4=row["last4"],
+        set_at=row["set_at"],
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from bot.tracking.commits import GroupCommitter
+
 # How long a statement waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -64,12 +66,34 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        # Member (owner_kind 'user') and server ('guild') relay keys, encrypted by the bot
+        # (never in clear); one per owner. A watch names the key it polls with by its row:
+        # NULL is the operator's key. Removing a key ends its active watches first (see
+        # remove_key), so SET NULL only ever touches watches that have ended. AUTOINCREMENT:
+        # a removed key's id is never given to another key, so nothing that still holds the
+        # old id (a command half-way through) can ever ask with someone else's key.
+        """
+        CREATE TABLE relay_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'guild')),
+            owner_id INTEGER NOT NULL,
+            ciphertext BLOB NOT NULL,
+            last4 TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            UNIQUE (owner_kind, owner_id)
+        )
+        """,
+        "ALTER TABLE watches ADD COLUMN key_id INTEGER"
+        " REFERENCES relay_keys (id) ON DELETE SET NULL",
+        "CREATE INDEX watches_key_id ON watches (key_id) WHERE key_id IS NOT NULL",
+    ),
 ]
 
 _SELECT_ACTIVE = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at
+        last_fingerprint, outcome, created_at, updated_at, key_id
     FROM watches
     WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
     ORDER BY id
@@ -99,6 +123,8 @@ class NewWatch:
     interaction_token: str = field(repr=False)
     token_expires_at: datetime
     deadline_at: datetime
+    # The member or server key the task is polled with (its row); None: the operator's key.
+    key_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +148,19 @@ class Watch:
     outcome: WatchOutcome
     created_at: datetime
     updated_at: datetime
+    key_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A member's or server's relay key as stored: encrypted, with its last 4 characters."""
+
+    id: int
+    owner_kind: str  # "user" or "guild"
+    owner_id: int
+    ciphertext: bytes = field(repr=False)
+    last4: str = field(repr=False)
+    set_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +258,13 @@ class SqliteWatchStore(WatchStore):
         self._path = path
         self._observer = observer
         self._closed = False
+        # Writes share transactions with every other write waiting at the same moment, on a
+        # connection of their own; this one reads, between those transactions.
+        self._commits = GroupCommitter(
+            path,
+            next_id_query="SELECT coalesce(max(id), 0) + 1 FROM watches",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+        )
 
     @classmethod
     async def open(cls, path: Path, *, observer: StoreObserver | None = None) -> SqliteWatchStore:
@@ -232,7 +278,10 @@ class SqliteWatchStore(WatchStore):
         store = cls(connection, path, observer)
         try:
             await store._prepare()
+            with store._failures("open"):
+                await store._commits.open()
         except BaseException:
+            await store._commits.close()
             await connection.close()
             raise
         return store
@@ -299,9 +348,9 @@ class SqliteWatchStore(WatchStore):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        # Only migrations use a transaction, and they run inside `open()` before the store is
-        # handed to anyone, so no other task's statement can land inside one. Every statement
-        # after that is a transaction of its own, run one by one by the connection's thread.
+        # Only migrations use this, and they run inside `open()` before the store is handed to
+        # anyone, so no other task's statement can land inside one. After that, writes go
+        # through the group committer and reads run between its transactions.
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads first
         # cannot wait for the lock when another connection writes in between.
         await self._db.execute("BEGIN IMMEDIATE")
@@ -325,12 +374,16 @@ class SqliteWatchStore(WatchStore):
 
     async def _update(self, action: str, sql: str, parameters: Sequence[Any]) -> int:
         with self._failures(action):
-            async with self._db.execute(sql, parameters) as cursor:
-                return cursor.rowcount
+            return await self._commits.write(sql, parameters)
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        """Rows of one query, run between group commits."""
+        async with self._commits.exclusive():
+            return list(await self._db.execute_fetchall(sql, parameters))
 
     async def _require(self, watch_id: int) -> None:
-        rows = await self._db.execute_fetchall("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
-        if not list(rows):
+        rows = await self._read("SELECT 1 FROM watches WHERE id = ?", (watch_id,))
+        if not rows:
             raise LookupError(f"no watch with id {watch_id}")
 
     async def add(self, watch: NewWatch) -> Watch:
@@ -339,37 +392,37 @@ class SqliteWatchStore(WatchStore):
         expires = _to_unix(watch.token_expires_at, "token_expires_at")
         deadline = _to_unix(watch.deadline_at, "deadline_at")
         with self._failures("record a new watch"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    """
+            # Concurrent commands share one transaction; the batch numbers the rows.
+            watch_id = await self._commits.insert(
+                """
                     INSERT INTO watches (
-                        task_id, application_id, guild_id, channel_id, requester_id, locale,
-                        ephemeral, interaction_id, interaction_token, token_expires_at,
-                        deadline_at, outcome, created_at, updated_at
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    RETURNING id
+                        id, task_id, application_id, guild_id, channel_id, requester_id,
+                        locale, ephemeral, interaction_id, interaction_token, token_expires_at,
+                        deadline_at, outcome, created_at, updated_at, key_id
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    (
-                        watch.task_id,
-                        watch.application_id,
-                        watch.guild_id,
-                        watch.channel_id,
-                        watch.requester_id,
-                        watch.locale,
-                        int(watch.ephemeral),
-                        watch.interaction_id,
-                        watch.interaction_token,
-                        expires,
-                        deadline,
-                        WatchOutcome.ACTIVE.value,
-                        stamp,
-                        stamp,
-                    ),
-                )
+                (
+                    None,
+                    watch.task_id,
+                    watch.application_id,
+                    watch.guild_id,
+                    watch.channel_id,
+                    watch.requester_id,
+                    watch.locale,
+                    int(watch.ephemeral),
+                    watch.interaction_id,
+                    watch.interaction_token,
+                    expires,
+                    deadline,
+                    WatchOutcome.ACTIVE.value,
+                    stamp,
+                    stamp,
+                    watch.key_id,
+                ),
             )
         moment = _from_unix(stamp)
         return Watch(
-            id=int(rows[0]["id"]),
+            id=watch_id,
             task_id=watch.task_id,
             application_id=watch.application_id,
             guild_id=watch.guild_id,
@@ -386,6 +439,7 @@ class SqliteWatchStore(WatchStore):
             outcome=WatchOutcome.ACTIVE,
             created_at=moment,
             updated_at=moment,
+            key_id=watch.key_id,
         )
 
     async def set_message_id(self, watch_id: int, message_id: int) -> None:
@@ -407,10 +461,8 @@ class SqliteWatchStore(WatchStore):
     async def _update_watch(
         self, watch_id: int, action: str, sql: str, parameters: Sequence[Any]
     ) -> None:
-        # RETURNING reads the changed rows in the statement's own round trip to the thread.
         with self._failures(action):
-            changed = list(await self._db.execute_fetchall(f"{sql} RETURNING id", parameters))
-            if not changed:
+            if not await self._commits.write(sql, parameters):
                 await self._require(watch_id)
 
     async def finish(self, watch_id: int, outcome: WatchOutcome) -> None:
@@ -427,7 +479,7 @@ class SqliteWatchStore(WatchStore):
 
     async def active(self) -> list[Watch]:
         with self._failures("read the active watches"):
-            rows = await self._db.execute_fetchall(_SELECT_ACTIVE)
+            rows = await self._read(_SELECT_ACTIVE)
         return [_watch_from_row(row) for row in rows]
 
     async def purge_expired_tokens(self, now: datetime) -> int:
@@ -447,9 +499,7 @@ class SqliteWatchStore(WatchStore):
 
     async def get_meta(self, key: str) -> str | None:
         with self._failures("read a setting"):
-            rows = list(
-                await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
-            )
+            rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -463,9 +513,8 @@ class SqliteWatchStore(WatchStore):
     async def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = _now()
         with self._failures("take a lease"):
-            taken = list(
-                await self._db.execute_fetchall(
-                    """
+            taken = await self._read(
+                """
                     INSERT INTO leases (name, owner, acquired_at, expires_at)
                     VALUES (?, ?, ?, ?)
                     ON CONFLICT (name) DO UPDATE SET
@@ -476,8 +525,7 @@ class SqliteWatchStore(WatchStore):
                     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?
                     RETURNING owner
                     """,
-                    (name, owner, now, now + _lease_ttl(ttl), now),
-                )
+                (name, owner, now, now + _lease_ttl(ttl), now),
             )
         return bool(taken)
 
@@ -500,12 +548,10 @@ class SqliteWatchStore(WatchStore):
 
     async def lease_holder(self, name: str) -> Lease | None:
         with self._failures("read a lease"):
-            rows = list(
-                await self._db.execute_fetchall(
-                    "SELECT owner, acquired_at, expires_at FROM leases"
-                    " WHERE name = ? AND expires_at > ?",
-                    (name, _now()),
-                )
+            rows = await self._read(
+                "SELECT owner, acquired_at, expires_at FROM leases"
+                " WHERE name = ? AND expires_at > ?",
+                (name, _now()),
             )
         if not rows:
             return None
@@ -516,6 +562,74 @@ class SqliteWatchStore(WatchStore):
             expires_at=_from_unix(rows[0]["expires_at"]),
         )
 
+    # -- member and server relay keys (encrypted by bot.keys; never in clear here) --------
+
+    async def put_key(
+        self, owner_kind: str, owner_id: int, ciphertext: bytes, last4: str
+    ) -> StoredKey:
+        """Store the owner's key, replacing theirs if any (the row, and so its watches, stay)."""
+        with self._failures("save a relay key"):
+            # One statement that returns its row: run alone, between group commits.
+            rows = await self._read(
+                """
+                INSERT INTO relay_keys (owner_kind, owner_id, ciphertext, last4, set_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (owner_kind, owner_id) DO UPDATE SET
+                    ciphertext = excluded.ciphertext,
+                    last4 = excluded.last4,
+                    set_at = excluded.set_at
+                RETURNING id, owner_kind, owner_id, ciphertext, last4, set_at
+                """,
+                (owner_kind, owner_id, ciphertext, last4, _now()),
+            )
+        return _key_from_row(rows[0])
+
+    async def get_key(self, owner_kind: str, owner_id: int) -> StoredKey | None:
+        return await self._one_key(
+            "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+            " WHERE owner_kind = ? AND owner_id = ?",
+            (owner_kind, owner_id),
+        )
+
+    async def key_by_id(self, key_id: int) -> StoredKey | None:
+        return await self._one_key(
+            "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+            " WHERE id = ?",
+            (key_id,),
+        )
+
+    async def _one_key(self, sql: str, parameters: Sequence[Any]) -> StoredKey | None:
+        with self._failures("read a relay key"):
+            rows = await self._read(sql, parameters)
+        return _key_from_row(rows[0]) if rows else None
+
+    async def all_keys(self) -> list[StoredKey]:
+        with self._failures("read the relay keys"):
+            rows = await self._read(
+                "SELECT id, owner_kind, owner_id, ciphertext, last4, set_at FROM relay_keys"
+                " ORDER BY id"
+            )
+        return [_key_from_row(row) for row in rows]
+
+    async def replace_ciphertext(self, key_id: int, old: bytes, new: bytes) -> None:
+        """Re-encrypt a key in place, unless it was set anew since `old` was read."""
+        await self._update(
+            "re-encrypt a relay key",
+            "UPDATE relay_keys SET ciphertext = ? WHERE id = ? AND ciphertext = ?",
+            (new, key_id, old),
+        )
+
+    async def remove_key(self, key_id: int) -> None:
+        """Delete a key's row; its active watches end first (as lost), so none of them is
+        ever resumed with another key."""
+        await self._update(
+            "end the watches of a relay key",
+            "UPDATE watches SET outcome = 'lost', updated_at = ?"
+            " WHERE key_id = ? AND outcome = 'active'",
+            (_now(), key_id),
+        )
+        await self._update("remove a relay key", "DELETE FROM relay_keys WHERE id = ?", (key_id,))
+
     @property
     def is_open(self) -> bool:
         return not self._closed
@@ -524,7 +638,10 @@ class SqliteWatchStore(WatchStore):
         if self._closed:
             return
         self._closed = True
-        await self._db.close()
+        try:
+            await self._commits.close()
+        finally:
+            await self._db.close()
 
 
 def _prepare_location(path: Path) -> None:
@@ -583,6 +700,18 @@ def _watch_from_row(row: aiosqlite.Row) -> Watch:
         outcome=WatchOutcome(row["outcome"]),
         created_at=_from_unix(row["created_at"]),
         updated_at=_from_unix(row["updated_at"]),
+        key_id=row["key_id"],
+    )
+
+
+def _key_from_row(row: aiosqlite.Row) -> StoredKey:
+    return StoredKey(
+        id=row["id"],
+        owner_kind=row["owner_kind"],
+        owner_id=row["owner_id"],
+        ciphertext=bytes(row["ciphertext"]),
+        last4=row["last4"],
+        set_at=_from_unix(row["set_at"]),
     )
 
 

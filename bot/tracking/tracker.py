@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import math
 from collections import Counter
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.render import Notice
-from bot.suno.errors import RelayError, TaskNotFound
+from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
 from bot.tracking.clock import Clock, SystemClock, now
 from bot.tracking.policy import (
@@ -22,11 +24,14 @@ from bot.tracking.policy import (
     MAX_CONCURRENT_EDITS,
     PollPolicy,
 )
-from bot.tracking.poller import PolledTask, Poller, TaskSource
+from bot.tracking.poller import PolledTask, Poller, PollKey, TaskSource
 from bot.tracking.store import Watch, WatchOutcome, WatchStore
-from bot.tracking.updater import Editor, FinalEditObserver, Message, MessageUpdater
+from bot.tracking.updater import Editor, EditQueue, FinalEditObserver, Message, MessageUpdater
 
 log = logging.getLogger(__name__)
+
+# The last message of a watch whose member or server key the relay stopped accepting.
+KEY_REJECTED_MID_WATCH = "error.watch_key_rejected"
 
 
 class Leadership(Protocol):
@@ -64,6 +69,8 @@ class _Followed:
 
     polled: PolledTask
     updaters: dict[int, MessageUpdater] = field(default_factory=dict)
+    # Past their deadline before the task's first answer: they wait for it to say where it is.
+    waiting: list[MessageUpdater] = field(default_factory=list)
 
     def live(self) -> bool:
         # A task whose every watcher is concluded only waits for its last edits: never poll it.
@@ -115,14 +122,18 @@ class Tracker:
             spawn=self._spawn,
             wake=self._wake_for,
         )
-        # Every watched task, by task id.
-        self._followed: dict[str, _Followed] = {}
+        # Every watched task, by the key it is polled with and its task id.
+        self._followed: dict[PollKey, _Followed] = {}
+        # (due_at, tie-breaker, updater), one entry per change of an updater's due time; an
+        # entry whose time is no longer the updater's is stale and skipped when it comes up.
+        self._due: list[tuple[float, int, MessageUpdater]] = []
+        self._order = itertools.count()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         # When the loop looks again unless woken (monotonic); it is woken only for sooner work.
         self._planned = math.inf
         self._runner: asyncio.Task[None] | None = None
-        self._edit_slots = asyncio.Semaphore(MAX_CONCURRENT_EDITS)
+        self._edits = EditQueue(MAX_CONCURRENT_EDITS, self._spawn)
         self._leadership: Leadership | None = None
 
     def share_with(self, leadership: Leadership) -> None:
@@ -141,6 +152,7 @@ class Tracker:
         if self._leadership is not None:
             await self._leadership.close()
         runner, self._runner = self._runner, None
+        self._edits.close()
         pending = [*self._tasks, *([runner] if runner else [])]
         for task in pending:
             task.cancel()
@@ -173,7 +185,7 @@ class Tracker:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed. In a
         cluster a task another process leads is followed there."""
-        if self._leadership is not None and watch.task_id not in self._followed:
+        if self._leadership is not None and not self.follows_task(watch.task_id):
             self._leadership.offer(watch, task=task, poll_now=poll_now, failure=failure)
             return
         self.follow(watch, task=task, poll_now=poll_now, failure=failure)
@@ -187,24 +199,28 @@ class Tracker:
         failure: RelayError | None = None,
     ) -> None:
         """Keeps `watch`'s message current from this process (see `add`)."""
-        followed = self._followed.get(watch.task_id)
+        poll_key = (watch.key_id, watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is not None and watch.id in followed.updaters:
             return  # already kept current (a command answered before the store was resumed)
-        polled = self._poller.track(watch.task_id, poll_now=poll_now, last=task, failure=failure)
+        polled = self._poller.track(
+            watch.task_id, poll_now=poll_now, last=task, failure=failure, key_id=watch.key_id
+        )
         if followed is None:
-            followed = self._followed[watch.task_id] = _Followed(polled)
+            followed = self._followed[poll_key] = _Followed(polled)
         updater = MessageUpdater(
             watch,
             editor=self._editor,
             store=self._store,
             policy=self._policy,
             clock=self._clock,
-            slots=self._edit_slots,
+            queue=self._edits,
             token_margin=self._token_margin,
             can_edit_channel=self._can_edit_channel,
             spawn=self._spawn,
             on_end=self._forget,
             on_channel_refused=self._say_goodbye,
+            on_due=self._plan,
             observer=self._observer,
         )
         followed.updaters[watch.id] = updater
@@ -223,41 +239,53 @@ class Tracker:
             self.add(watch, task=None, poll_now=True)
         return len(watches)
 
+    def end_key(self, key_id: int) -> int:
+        """Ends every watch polled with key `key_id` (it is being removed): each message's
+        last state says live updates ended. Returns how many watches ended."""
+        ended = 0
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
+                updater.conclude(WatchOutcome.LOST)
+                ended += 1
+        return ended
+
     def _forget(self, updater: MessageUpdater) -> None:
-        task_id = updater.watch.task_id
-        followed = self._followed.get(task_id)
+        poll_key = (updater.watch.key_id, updater.watch.task_id)
+        followed = self._followed.get(poll_key)
         if followed is None:
             return
         followed.updaters.pop(updater.id, None)
         if self._leadership is not None:
             self._leadership.watch_ended(updater.id)
         if not followed.updaters:
-            del self._followed[task_id]
-            self._poller.forget(task_id)
-            if self._leadership is not None:
-                self._leadership.task_done(task_id)
+            del self._followed[poll_key]
+            self._poller.forget(poll_key)
+            if self._leadership is not None and not self.follows_task(poll_key[1]):
+                self._leadership.task_done(poll_key[1])
 
     def drop(self, task_id: str) -> None:
         """Stops following `task_id` without ending its watches: another process leads it."""
-        if self._followed.pop(task_id, None) is not None:
-            self._poller.forget(task_id)
+        for poll_key in [key for key in self._followed if key[1] == task_id]:
+            del self._followed[poll_key]
+            self._poller.forget(poll_key)
 
     def following(self) -> list[int]:
         """The ids of the watches this tracker keeps current."""
         return [watch_id for followed in self._followed.values() for watch_id in followed.updaters]
 
     def follows_task(self, task_id: str) -> bool:
-        return task_id in self._followed
+        return any(key[1] == task_id for key in self._followed)
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
-        followed = self._followed.get(updater.watch.task_id)
+        followed = self._followed.get((updater.watch.key_id, updater.watch.task_id))
         if followed is not None:
             self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
         updater.conclude(WatchOutcome.LOST)
 
     def _wanted(self, polled: PolledTask) -> bool:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         return followed is not None and followed.live()
 
     # -- the loop ------------------------------------------------------------------------
@@ -290,41 +318,63 @@ class Tracker:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
 
+    def _plan(self, updater: MessageUpdater) -> None:
+        """Puts `updater`'s new due time in the schedule."""
+        heapq.heappush(self._due, (updater.due_at, next(self._order), updater))
+
+    def _stands(self, when: float, updater: MessageUpdater) -> bool:
+        followed = self._followed.get((updater.watch.key_id, updater.watch.task_id))
+        return (
+            when == updater.due_at
+            and updater.outcome is None
+            and followed is not None
+            and followed.updaters.get(updater.id) is updater
+        )
+
+    def _next_deadline(self) -> float:
+        due = self._due
+        while due and not self._stands(due[0][0], due[0][2]):
+            heapq.heappop(due)
+        return due[0][0] if due else math.inf
+
     def _seconds_to_next_event(self) -> float:
-        # Runs on every tick over every watch, so it reads plain attributes only.
-        soonest = math.inf
-        for followed in self._followed.values():
-            polled = followed.polled
-            # Deadlines wait for the task's first answer, which wakes the loop anyway.
-            news = polled.answered or polled.last is not None
-            live = False
-            for updater in followed.updaters.values():
-                if updater.outcome is None:
-                    live = True
-                    if news and updater.due_at < soonest:
-                        soonest = updater.due_at
-            if live and not polled.in_flight and polled.next_poll < soonest:
-                soonest = polled.next_poll
+        # Both schedules are heaps: a tick costs what is due, not what is watched.
+        soonest = min(self._next_deadline(), self._poller.next_due())
         if soonest == math.inf:
             return IDLE_SECONDS
         return max(soonest - self._clock.monotonic(), 0.0)
 
     def _enforce_deadlines(self) -> None:
         current = self._clock.monotonic()
-        due = [
-            (followed.polled, updater)
-            for followed in self._followed.values()
-            for updater in followed.updaters.values()
-            if updater.outcome is None and current >= updater.due_at
-        ]
-        for polled, updater in due:
-            # A watch resumed after its deadline still gets one poll to show where it ended.
-            if current >= updater.deadline and polled.has_news:
-                self._conclude(polled, updater, Notice.AUTO_REFRESH_STOPPED)
-                updater.conclude(WatchOutcome.TIMED_OUT)
-            elif updater.past_token_switch(current) and not updater.switch_to_channel():
+        due = self._due
+        while due and due[0][0] <= current:
+            when, _, updater = heapq.heappop(due)
+            if self._stands(when, updater):
+                self._keep_deadline(updater, current)
+
+    def _keep_deadline(self, updater: MessageUpdater, current: float) -> None:
+        followed = self._followed[(updater.watch.key_id, updater.watch.task_id)]
+        polled = followed.polled
+        # A watch resumed after its deadline still gets one poll to show where it ended.
+        if current >= updater.deadline and polled.has_news:
+            self._conclude(polled, updater, Notice.AUTO_REFRESH_STOPPED)
+            updater.conclude(WatchOutcome.TIMED_OUT)
+        elif updater.past_token_switch(current):
+            if not updater.switch_to_channel():
                 self._conclude(polled, updater, Notice.LIVE_UPDATES_ENDED)
                 updater.conclude(WatchOutcome.LOST)
+        elif current >= updater.deadline:
+            # Past the deadline with nothing known yet: the task's first answer decides.
+            followed.waiting.append(updater)
+
+    def _news(self, polled: PolledTask) -> None:
+        """The relay said something about the task: watches waiting for it are due again."""
+        followed = self._followed.get(polled.poll_key)
+        if followed is not None and followed.waiting:
+            for updater in followed.waiting:
+                self._plan(updater)
+            followed.waiting.clear()
+            self._wake_for(self._clock.monotonic())
 
     def _conclude(self, polled: PolledTask, updater: MessageUpdater, notice: Notice) -> None:
         """Queues a watch's last message: where its task stood, and why it stops changing."""
@@ -349,9 +399,21 @@ class Tracker:
             except Exception:
                 log.exception("store housekeeping failed")
 
+    def latest(self, task_id: str) -> Task | None:
+        """The newest answer about a followed task, read with any key; None for a task not
+        followed (or not answered yet)."""
+        for (_, followed_id), followed in self._followed.items():
+            if followed_id == task_id and followed.polled.last is not None:
+                return followed.polled.last
+        return None
+
+    def followed_ids(self) -> list[str]:
+        return list(dict.fromkeys(task_id for _, task_id in self._followed))
+
     # -- what the poller found -----------------------------------------------------------
 
     def on_answer(self, polled: PolledTask, task: Task) -> None:
+        self._news(polled)
         current = self._clock.monotonic()
         for updater in self._live(polled):
             if task.is_terminal:
@@ -364,6 +426,10 @@ class Tracker:
                 self._show(updater, task)
 
     def on_failure(self, polled: PolledTask, error: Exception) -> None:
+        self._news(polled)
+        if isinstance(error, RelayKeyRejected) and polled.key_id is not None:
+            self._key_rejected(polled.key_id)
+            return
         last = polled.last
         if (
             last is None
@@ -375,12 +441,22 @@ class Tracker:
             self._show(updater, last, notice=Notice.RELAY_RETRYING)
 
     def on_gone(self, polled: PolledTask, error: TaskNotFound) -> None:
+        self._news(polled)
         for updater in self._live(polled):
             self._show_error(updater, error.message_key)
             updater.conclude(WatchOutcome.FINISHED)
 
+    def _key_rejected(self, key_id: int) -> None:
+        """A member's or server's key is no longer accepted: every watch polled with it ends,
+        its message saying so to the key's owner (and nothing of the key itself)."""
+        log.info("the relay rejected relay key #%d; ending its watches", key_id)
+        for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
+            for updater in self._live(followed.polled):
+                self._show_error(updater, KEY_REJECTED_MID_WATCH)
+                updater.conclude(WatchOutcome.LOST)
+
     def _live(self, polled: PolledTask) -> list[MessageUpdater]:
-        followed = self._followed.get(polled.task_id)
+        followed = self._followed.get(polled.poll_key)
         if followed is None:
             return []
         return [updater for updater in followed.updaters.values() if updater.outcome is None]

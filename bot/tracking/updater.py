@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Protocol
 
@@ -63,10 +64,12 @@ class MessageUpdater:
         "_message_id",
         "_observer",
         "_on_channel_refused",
+        "_on_due",
         "_on_end",
         "_pending",
         "_policy",
-        "_slots",
+        "_queue",
+        "_retries",
         "_source",
         "_spare_token",
         "_spawn",
@@ -88,12 +91,13 @@ class MessageUpdater:
         store: WatchStore,
         policy: PollPolicy,
         clock: Clock,
-        slots: asyncio.Semaphore,
+        queue: EditQueue,
         token_margin: float,
         can_edit_channel: Callable[[Watch], bool],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         on_end: Callable[[MessageUpdater], None],
         on_channel_refused: Callable[[MessageUpdater], None],
+        on_due: Callable[[MessageUpdater], None] | None = None,
         observer: FinalEditObserver | None = None,
     ) -> None:
         self.watch = watch
@@ -101,11 +105,12 @@ class MessageUpdater:
         self._store = store
         self._policy = policy
         self._clock = clock
-        self._slots = slots
+        self._queue = queue
         self._can_edit_channel = can_edit_channel
         self._spawn = spawn
         self._on_end = on_end
         self._on_channel_refused = on_channel_refused
+        self._on_due = on_due
         self._observer = observer
         # The token in use, and `due_at`, kept together by `_use_token`.
         self._token: str | None = None
@@ -128,7 +133,10 @@ class MessageUpdater:
         # What the newest message was made from: the same source again is skipped unrendered.
         self._source: Hashable | None = None
         self.outcome: WatchOutcome | None = None  # set once the pending edit is the last one
+        # True from the moment the watch asks for its turn until its pending states are sent
+        # (or it gives up), including while it waits for a retry or for the spacing of edits.
         self._editing = False
+        self._retries = 0  # failed tries of the state being sent
         self._ended = False
 
     @property
@@ -147,6 +155,8 @@ class MessageUpdater:
         # it for every watch, so it is kept as a plain number. Whether the channel route
         # exists (Discord's permission cache, ~20 µs) is asked only once, at the switch.
         self.due_at = min(self.deadline, self._switch_at) if token is not None else self.deadline
+        if self._on_due is not None:
+            self._on_due(self)
 
     def past_token_switch(self, now: float) -> bool:
         return self._token is not None and now >= self._switch_at
@@ -179,27 +189,39 @@ class MessageUpdater:
     def _ensure_draining(self) -> None:
         if not self._editing and not self._ended:
             self._editing = True
-            self._spawn(self._drain())
+            self._queue.request(self)
 
-    async def _drain(self) -> None:
-        retries = 0
+    async def take_turn(self) -> None:
+        """Sends the pending states, one edit after another (the edit queue calls this); a wait
+        for a retry or for the spacing of edits gives the turn back and asks again after it."""
         try:
-            while not self._ended:
-                message = self._take()
-                if message is None:
-                    if self.outcome is not None:
-                        await self._end(self.outcome)
-                    return
-                await self._keep_spacing()
-                async with self._slots:
-                    newest = self._newest(message)
-                    if newest is None:
-                        continue
-                    message = newest
-                    result = await self._send(message)
-                retries = await self._after(message, result, retries)
-        finally:
+            wait = await self._drain()
+        except BaseException:
             self._editing = False
+            raise
+        if wait is None:
+            self._editing = False
+        else:
+            asyncio.get_running_loop().call_later(wait, self._queue.request, self)
+
+    async def _drain(self) -> float | None:
+        """Seconds until the next try when it must wait; None once nothing is left to send."""
+        while not self._ended:
+            message = self._take()
+            if message is None:
+                if self.outcome is not None:
+                    await self._end(self.outcome)
+                return None
+            wait = self._spacing_wait()
+            if wait > 0:
+                # Whatever arrives meanwhile replaces it: the edit after the wait is the newest.
+                self._pending = message
+                return wait
+            result = await self._send(message)
+            delay = await self._after(message, result)
+            if delay is not None:
+                return delay
+        return None
 
     def _take(self) -> Message | None:
         """The pending state, unless the message already shows it."""
@@ -208,20 +230,12 @@ class MessageUpdater:
             return None
         return message
 
-    def _newest(self, message: Message) -> Message | None:
-        """`message`, or a newer state that arrived while it waited (None: already shown)."""
-        if self._pending is None:
-            return message
-        return self._take()
-
-    async def _keep_spacing(self) -> None:
+    def _spacing_wait(self) -> float:
         # Discord caps edits of messages older than an hour; those are spaced out, and the
         # latest-wins queue makes the edit that follows the wait carry the newest state.
         now = self._clock.monotonic()
         spacing = self._policy.edit_spacing(now - self._created)
-        wait = self._last_attempt + spacing - now
-        if wait > 0:
-            await asyncio.sleep(wait)
+        return self._last_attempt + spacing - now
 
     async def _send(self, message: Message) -> EditResult:
         self._last_attempt = self._clock.monotonic()
@@ -231,30 +245,31 @@ class MessageUpdater:
             log.exception("edit of watch %s failed unexpectedly", self.id)
             return EditResult.RETRY
 
-    async def _after(self, message: Message, result: EditResult, retries: int) -> int:
-        """Acts on Discord's answer to one edit; returns the retry count that follows."""
+    async def _after(self, message: Message, result: EditResult) -> float | None:
+        """Acts on Discord's answer to one edit; returns the wait before a retry, if any."""
         if result is EditResult.OK:
+            self._retries = 0
             self._last_shown = self._clock.monotonic()
             self._fingerprint = message.fingerprint
             await self._remember(message.fingerprint)
-            return 0
+            return None
         if result is EditResult.GONE:
             if self._fall_back_to_token(message):
-                return retries
+                return None
             await self._end(WatchOutcome.LOST)
         elif result is EditResult.REJECTED:
             # The same body would be refused again; remember it so it is not resent.
+            self._retries = 0
             self._fingerprint = message.fingerprint
-        elif self._policy.retries_edit(retries, capped=result is EditResult.CAPPED):
+        elif self._policy.retries_edit(self._retries, capped=result is EditResult.CAPPED):
             if self._pending is None:
                 self._pending = message
-            delay = self._policy.edit_retry_delay(retries + 1, capped=result is EditResult.CAPPED)
-            await asyncio.sleep(delay)
-            return retries + 1
+            self._retries += 1
+            return self._policy.edit_retry_delay(self._retries, capped=result is EditResult.CAPPED)
         else:
             log.warning("giving up on the message of watch %s", self.id)
             await self._end(WatchOutcome.LOST)
-        return retries
+        return None
 
     def _fall_back_to_token(self, message: Message) -> bool:
         """After the channel refused an edit, the interaction token takes over again while it
@@ -332,3 +347,47 @@ class MessageUpdater:
             and self._last_shown >= finished_at
         ):
             self._observer.final_edit(self._last_shown - finished_at)
+
+
+class EditQueue:
+    """At most `limit` messages are edited at once; the others wait for their turn in order.
+
+    A poll that changes ten thousand tasks queues ten thousand messages: each waits as one
+    entry here, not as a task of its own blocked on a semaphore, and `limit` workers take
+    them in turn.
+    """
+
+    def __init__(self, limit: int, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        self._limit = limit
+        self._spawn = spawn
+        self._waiting: deque[MessageUpdater] = deque()
+        self._working = 0
+        self._closed = False
+
+    def request(self, updater: MessageUpdater) -> None:
+        """Gives `updater` a turn as soon as a worker is free."""
+        if self._closed:
+            return
+        if self._working < self._limit:
+            self._working += 1
+            self._spawn(self._work(updater))
+        else:
+            self._waiting.append(updater)
+
+    def close(self) -> None:
+        """No more turns (the tracker is stopping)."""
+        self._closed = True
+        self._waiting.clear()
+
+    async def _work(self, updater: MessageUpdater) -> None:
+        try:
+            while True:
+                try:
+                    await updater.take_turn()
+                except Exception:
+                    log.exception("edit of watch %s failed unexpectedly", updater.id)
+                if self._closed or not self._waiting:
+                    return
+                updater = self._waiting.popleft()
+        finally:
+            self._working -= 1

@@ -28,6 +28,29 @@ BUTTON = 2
 LINK_STYLE = 5
 PREMIUM_STYLE = 6
 
+# Components V2 (https://discord.com/developers/docs/components/reference).
+IS_COMPONENTS_V2 = 1 << 15
+STRING_SELECT = 3
+SELECTS = frozenset({3, 5, 6, 7, 8})
+SECTION = 9
+TEXT_DISPLAY = 10
+THUMBNAIL = 11
+MEDIA_GALLERY = 12
+FILE = 13
+SEPARATOR = 14
+CONTAINER = 17
+MAX_V2_COMPONENTS = 40
+V2_TEXT_LIMIT = 4000
+SELECT_OPTIONS_LIMIT = 25
+SELECT_TEXT_LIMIT = 100
+SELECT_PLACEHOLDER_LIMIT = 150
+GALLERY_ITEMS_LIMIT = 10
+# What may stand at the top of a V2 message, and inside a container.
+TOP_LEVEL_TYPES = frozenset(
+    {ACTION_ROW, SECTION, TEXT_DISPLAY, MEDIA_GALLERY, FILE, SEPARATOR, CONTAINER}
+)
+CONTAINER_CHILD_TYPES = TOP_LEVEL_TYPES - {CONTAINER}
+
 
 def _is_url(value: object, schemes: tuple[str, ...]) -> bool:
     if not isinstance(value, str) or not value or value != value.strip():
@@ -217,14 +240,50 @@ def _action_row(problems: list[str], where: str, row: object) -> None:
             problems.append(f"{at}: not an object")
         elif child.get("type") == BUTTON:
             _button(problems, at, child)
+        elif child.get("type") in SELECTS:
+            _select(problems, at, child)
         else:
-            custom_id = child.get("custom_id")
-            if isinstance(custom_id, str) and len(custom_id) > CUSTOM_ID_LIMIT:
-                problems.append(f"{at}.custom_id: {len(custom_id)} > {CUSTOM_ID_LIMIT}")
+            problems.append(f"{at}.type: {child.get('type')!r} cannot stand in an action row")
 
 
-def validate_message_payload(payload: Mapping[str, Any]) -> list[str]:
-    """Every way `payload` (a message create/edit JSON body) breaks Discord's rules; [] if none."""
+def _select(problems: list[str], where: str, select: Mapping[str, Any]) -> None:
+    custom_id = select.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        problems.append(f"{where}.custom_id: required")
+    elif len(custom_id) > CUSTOM_ID_LIMIT:
+        problems.append(f"{where}.custom_id: {len(custom_id)} > {CUSTOM_ID_LIMIT}")
+    _text(problems, f"{where}.placeholder", select.get("placeholder"), SELECT_PLACEHOLDER_LIMIT)
+    if select.get("type") != STRING_SELECT:
+        return
+    options = select.get("options")
+    if not isinstance(options, list) or not 1 <= len(options) <= SELECT_OPTIONS_LIMIT:
+        problems.append(f"{where}.options: a string select needs 1 to {SELECT_OPTIONS_LIMIT}")
+        return
+    values: set[object] = set()
+    for index, option in enumerate(options):
+        at = f"{where}.options[{index}]"
+        if not isinstance(option, Mapping):
+            problems.append(f"{at}: not an object")
+            continue
+        for key in ("label", "value"):
+            _text(problems, f"{at}.{key}", option.get(key), SELECT_TEXT_LIMIT, required=True)
+        _text(problems, f"{at}.description", option.get("description"), SELECT_TEXT_LIMIT)
+        if option.get("value") in values:
+            problems.append(f"{at}.value: option values must be unique")
+        values.add(option.get("value"))
+    low, high = select.get("min_values", 1), select.get("max_values", 1)
+    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high <= len(options)):
+        problems.append(
+            f"{where}.max_values: {low!r}..{high!r} does not fit {len(options)} options"
+        )
+
+
+def validate_message_payload(payload: Mapping[str, Any], *, v2: bool = False) -> list[str]:
+    """Every way `payload` (a message create/edit JSON body) breaks Discord's rules; [] if none.
+    `v2`: the message already is a Components V2 message (the flag, once set, stays)."""
+    flags = payload.get("flags")
+    if v2 or (isinstance(flags, int) and flags & IS_COMPONENTS_V2):
+        return validate_layout_payload(payload)
     problems: list[str] = []
     _text(problems, "content", payload.get("content"), CONTENT_LIMIT)
     embeds = payload.get("embeds")
@@ -245,3 +304,119 @@ def validate_message_payload(payload: Mapping[str, Any]) -> list[str]:
     if components is not None:
         _components(problems, components)
     return problems
+
+
+def validate_layout_payload(payload: Mapping[str, Any]) -> list[str]:
+    """The rules of a Components V2 message body: no content nor embeds, at most 40 components
+    counted at every depth, 4 000 characters of text displays, and each component well formed."""
+    problems: list[str] = []
+    if payload.get("content"):
+        problems.append("content: cannot be sent with the IS_COMPONENTS_V2 flag")
+    if payload.get("embeds"):
+        problems.append("embeds: cannot be sent with the IS_COMPONENTS_V2 flag")
+    components = payload.get("components")
+    if components is None:
+        return problems
+    if not isinstance(components, list):
+        return [*problems, "components: not a list"]
+    tally = _Tally()
+    for index, component in enumerate(components):
+        _v2_component(problems, f"components[{index}]", component, TOP_LEVEL_TYPES, tally)
+    if tally.count > MAX_V2_COMPONENTS:
+        problems.append(f"components: {tally.count} components > {MAX_V2_COMPONENTS}")
+    if tally.text > V2_TEXT_LIMIT:
+        problems.append(f"components: {tally.text} characters of text > {V2_TEXT_LIMIT}")
+    return problems
+
+
+class _Tally:
+    """Components and text display characters seen so far in one message."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.text = 0
+
+
+def _v2_component(
+    problems: list[str], where: str, component: object, allowed: frozenset[int], tally: _Tally
+) -> None:
+    if not isinstance(component, Mapping):
+        problems.append(f"{where}: not an object")
+        return
+    kind = component.get("type")
+    tally.count += 1
+    if kind not in allowed:
+        problems.append(f"{where}.type: component type {kind!r} is not allowed here")
+        return
+    if kind == ACTION_ROW:
+        _action_row(problems, where, component)
+        children = component.get("components")
+        tally.count += len(children) if isinstance(children, list) else 0
+    elif kind == CONTAINER:
+        _container(problems, where, component, tally)
+    elif kind == SECTION:
+        _section(problems, where, component, tally)
+    else:
+        _v2_leaf(problems, where, component, tally)
+
+
+def _container(
+    problems: list[str], where: str, container: Mapping[str, Any], tally: _Tally
+) -> None:
+    _color(problems, f"{where}.accent_color", container.get("accent_color"))
+    children = container.get("components")
+    if not isinstance(children, list) or not children:
+        problems.append(f"{where}.components: a container needs components")
+        return
+    for index, child in enumerate(children):
+        at = f"{where}.components[{index}]"
+        _v2_component(problems, at, child, CONTAINER_CHILD_TYPES, tally)
+
+
+def _section(problems: list[str], where: str, section: Mapping[str, Any], tally: _Tally) -> None:
+    children = section.get("components")
+    if not isinstance(children, list) or not 1 <= len(children) <= 3:
+        problems.append(f"{where}.components: a section needs 1 to 3 text displays")
+    else:
+        for index, child in enumerate(children):
+            at = f"{where}.components[{index}]"
+            _v2_component(problems, at, child, frozenset({TEXT_DISPLAY}), tally)
+    accessory = section.get("accessory")
+    if not isinstance(accessory, Mapping):
+        problems.append(f"{where}.accessory: required")
+    elif accessory.get("type") == BUTTON:
+        tally.count += 1
+        _button(problems, f"{where}.accessory", accessory)
+    else:
+        _v2_component(problems, f"{where}.accessory", accessory, frozenset({THUMBNAIL}), tally)
+
+
+def _v2_leaf(problems: list[str], where: str, leaf: Mapping[str, Any], tally: _Tally) -> None:
+    kind = leaf.get("type")
+    if kind == TEXT_DISPLAY:
+        content = leaf.get("content")
+        tally.text += _text(problems, f"{where}.content", content, V2_TEXT_LIMIT, required=True)
+    elif kind == THUMBNAIL:
+        _unfurled(problems, f"{where}.media", leaf.get("media"))
+    elif kind == MEDIA_GALLERY:
+        items = leaf.get("items")
+        if not isinstance(items, list) or not 1 <= len(items) <= GALLERY_ITEMS_LIMIT:
+            problems.append(f"{where}.items: a gallery needs 1 to {GALLERY_ITEMS_LIMIT} items")
+            return
+        for index, item in enumerate(items):
+            media = item.get("media") if isinstance(item, Mapping) else None
+            _unfurled(problems, f"{where}.items[{index}].media", media)
+    elif kind == FILE:
+        media = leaf.get("file")
+        url = media.get("url") if isinstance(media, Mapping) else None
+        if not (isinstance(url, str) and url.startswith("attachment://") and len(url) > 13):
+            problems.append(f"{where}.file.url: a file component needs an attachment:// URL")
+    elif kind == SEPARATOR and leaf.get("spacing", 1) not in (1, 2):
+        problems.append(f"{where}.spacing: must be 1 or 2")
+
+
+def _unfurled(problems: list[str], where: str, media: object) -> None:
+    if not isinstance(media, Mapping):
+        problems.append(f"{where}: required")
+        return
+    _url(problems, f"{where}.url", media.get("url"), images=True, required=True)

@@ -82,6 +82,11 @@ class FakeRelay:
     inclusion in a batch answer), and repeats the last step forever. Attributes such as
     `delay`, `batch_supported`, `batch_cap`, `batch_content_type` and `api_key` may be
     changed while it runs.
+
+    Like real relays, a task belongs to the key that made it: `add_task(..., key=k)` scripts a
+    task only key `k` sees (other keys are answered "not found", and batches leave it out).
+    Keys other than `api_key` (the operator's) are accepted once `accept_key(k)` is called
+    and until `revoke_key(k)`.
     """
 
     def __init__(
@@ -112,6 +117,9 @@ class FakeRelay:
         self.record = record
         self.requests: list[RecordedRelayRequest] = []
         self._scripts: dict[str, _Script] = {}
+        # The key that made each task; None: the operator's `api_key`, whatever it is now.
+        self._owners: dict[str, str | None] = {}
+        self._member_keys: set[str] = set()
         self._reads: Counter[str] = Counter()
         self._asked: Counter[str] = Counter()
         self._request_total = 0
@@ -160,13 +168,29 @@ class FakeRelay:
         """The base URL a client is configured with (it appends /suno/fetch...)."""
         return f"http://127.0.0.1:{self.port}{self.prefix}"
 
-    def add_task(self, task_id: str, steps: Step | Sequence[Step]) -> None:
-        """Script a task (replacing any earlier script for the id); the last step repeats."""
+    def add_task(
+        self, task_id: str, steps: Step | Sequence[Step], *, key: str | None = None
+    ) -> None:
+        """Script a task (replacing any earlier script for the id); the last step repeats.
+        `key` made the task and alone sees it (None: the operator's `api_key`)."""
         if isinstance(steps, Mapping | RelayReply):
             steps = (steps,)
         if not steps:
             raise ValueError("a task needs at least one step")
         self._scripts[task_id] = _Script(tuple(steps))
+        self._owners[task_id] = key
+
+    def accept_key(self, key: str) -> None:
+        """A member's key the relay accepts from now on (besides the operator's)."""
+        self._member_keys.add(key)
+
+    def revoke_key(self, key: str) -> None:
+        """The relay answers 401 to `key` from now on, as after the key is deleted."""
+        self._member_keys.discard(key)
+
+    def requests_with(self, key: str) -> list[RecordedRelayRequest]:
+        """The recorded requests made with `key` as their bearer token."""
+        return [r for r in self.requests if r.authorization == f"Bearer {key}"]
 
     def remove_task(self, task_id: str) -> None:
         """Forget a task: from now on the relay answers for it as for an unknown id."""
@@ -243,17 +267,32 @@ class FakeRelay:
             return _render(reply)
         if route == "unknown":
             return web.Response(status=404, text="404 page not found", content_type="text/plain")
-        if self.api_key is not None and request.headers.get("Authorization") != (
-            f"Bearer {self.api_key}"
-        ):
+        key = self._key_of(request)
+        if self.api_key is not None and key is None:
             return _json_response(401, BAD_KEY_BODY)
         if route == "single" and single_id is not None:
-            return await self._answer_single(single_id)
-        return await self._answer_batch(body_ids)
+            return await self._answer_single(single_id, key)
+        return await self._answer_batch(body_ids, key)
 
-    async def _answer_single(self, task_id: str) -> web.StreamResponse:
-        self._reads[task_id] += 1
+    def _key_of(self, request: web.Request) -> str | None:
+        """The accepted key the request carries, if any."""
+        header = request.headers.get("Authorization", "")
+        presented = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
+        if presented is not None and (presented == self.api_key or presented in self._member_keys):
+            return presented
+        return None
+
+    def _visible(self, task_id: str, key: str | None) -> _Script | None:
+        """The task's script, if the key asking sees the task (only the key that made it)."""
         script = self._scripts.get(task_id)
+        if script is None or self.api_key is None:
+            return script
+        owner = self._owners.get(task_id)
+        return script if (owner or self.api_key) == key else None
+
+    async def _answer_single(self, task_id: str, key: str | None) -> web.StreamResponse:
+        self._reads[task_id] += 1
+        script = self._visible(task_id, key)
         if script is None:
             return self._not_found()
         step = script.advance()
@@ -262,7 +301,7 @@ class FakeRelay:
             return _render(step)
         return _json_response(200, self._envelope(step))
 
-    async def _answer_batch(self, task_ids: tuple[str, ...]) -> web.StreamResponse:
+    async def _answer_batch(self, task_ids: tuple[str, ...], key: str | None) -> web.StreamResponse:
         self.batch_requested(task_ids)
         if not self.batch_supported:
             return web.Response(
@@ -276,7 +315,7 @@ class FakeRelay:
         delay = 0.0
         for task_id in task_ids:
             self._reads[task_id] += 1
-            script = self._scripts.get(task_id)
+            script = self._visible(task_id, key)
             if script is None:
                 continue
             step = script.advance()

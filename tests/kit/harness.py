@@ -10,6 +10,8 @@ from typing import Any
 from bot.app import SunoBot
 from bot.config import Settings
 from bot.runner import assembled_bot
+from tests.kit.cards import card_text
+from tests.kit.cards import link_buttons as card_links
 from tests.kit.fake_discord import FAKE_BOT_TOKEN, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay
 
@@ -41,20 +43,9 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Su
 
 
 def text_of(message: FakeMessage) -> str:
-    """Everything a user can read in the message's embeds, as one string."""
-    parts: list[str] = [message.content]
-    for embed in message.embeds:
-        parts += [str(embed.get(key, "")) for key in ("title", "description")]
-        parts += [str(embed.get("footer", {}).get("text", ""))]
-        for field in embed.get("fields", []):
-            parts += [str(field.get("name", "")), str(field.get("value", ""))]
-    return "\n".join(parts)
+    """Everything a user can read in the message: its content and its card's text displays."""
+    return "\n".join([message.content, card_text(message.components)])
 
 
 def link_buttons(message: FakeMessage) -> list[tuple[str, str]]:
-    return [
-        (str(button.get("label")), str(button.get("url")))
-        for row in message.components
-        for button in row.get("components", [])
-        if button.get("style") == 5
-    ]
+    return card_links(message.components)

@@ -248,9 +248,14 @@ def interaction_payload(
     locale: str,
     guild_locale: str = "en-US",
     channel_revoked: bool = False,
+    member_permissions: int | None = None,
+    user_install_guild_id: int | None = None,
 ) -> JSONObject:
     """The INTERACTION_CREATE event for an interaction in `channel` (of the guild, or a DM);
-    `locale` is the user's client language, `guild_locale` the guild's (sent only in a guild)."""
+    `locale` is the user's client language, `guild_locale` the guild's (sent only in a guild).
+    `member_permissions` are the member's in the channel (default: @everyone's);
+    `user_install_guild_id` puts the interaction in another server, one the bot is not in,
+    where the user's own install of the app runs the command."""
     app_permissions = BOT_PERMISSIONS
     if channel_revoked:
         app_permissions &= ~discord.Permissions(view_channel=True).value
@@ -269,14 +274,19 @@ def interaction_payload(
         "channel_id": channel["id"],
         "channel": copy.deepcopy(channel),
     }
+    permissions = EVERYONE_PERMISSIONS if member_permissions is None else member_permissions
+    guild_id = who.guild_id if user_install_guild_id is None else user_install_guild_id
+    # Installed to the server: its id; installed to the user's account: the user's id.
+    owners = {"0": str(who.guild_id)} if user_install_guild_id is None else {"1": str(user["id"])}
     if guild:
-        payload["channel"]["permissions"] = str(EVERYONE_PERMISSIONS)
+        payload["channel"]["permissions"] = str(permissions)
+        payload["channel"]["guild_id"] = str(guild_id)
         payload.update(
-            guild_id=str(who.guild_id),
-            guild={"id": str(who.guild_id), "locale": guild_locale, "features": []},
+            guild_id=str(guild_id),
+            guild={"id": str(guild_id), "locale": guild_locale, "features": []},
             guild_locale=guild_locale,
             context=0,
-            authorizing_integration_owners={"0": str(who.guild_id)},
+            authorizing_integration_owners=owners,
             member={
                 "user": user,
                 "roles": [],
@@ -289,7 +299,7 @@ def interaction_payload(
                 "avatar": None,
                 "premium_since": None,
                 "communication_disabled_until": None,
-                "permissions": str(EVERYONE_PERMISSIONS),
+                "permissions": str(permissions),
             },
         )
     else:

@@ -305,7 +305,7 @@ class RestApi:
             raise DiscordError(404, 10062, "Unknown interaction")
         body = call.body
         ctype = body.get("type")
-        allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9)}.get(inter.type, ())
+        allowed = {2: (4, 5, 9), 3: (4, 5, 6, 7, 9), 5: (4, 5, 6, 7)}.get(inter.type, ())
         if not isinstance(ctype, int) or ctype not in allowed:
             raise invalid_form(
                 errors_tree([f"type: Value must be one of {allowed} for this interaction."])

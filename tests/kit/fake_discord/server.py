@@ -15,6 +15,7 @@ from aiohttp import web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from tests.kit.cards import find_component
 from tests.kit.fake_discord.builders import Identity
 from tests.kit.fake_discord.gateway import FakeGateway
 from tests.kit.fake_discord.handlers import CommandHandlers
@@ -280,11 +281,15 @@ class FakeDiscord:
         channel_id: int | None = None,
         guild: bool = True,
         created_at: datetime | None = None,
+        member_permissions: int | None = None,
+        user_install_guild_id: int | None = None,
     ) -> FakeInteraction:
         """Dispatch a slash command (INTERACTION_CREATE, type 2) to the connected bot.
 
         `subcommand` may be "group sub" for a command inside a subcommand group.
         `created_at` sets the interaction id's time, which is when its token starts to age.
+        `member_permissions` are the member's (default: @everyone's); `user_install_guild_id`
+        sends it from a server the bot is not in, through the user's install of the app.
         """
         data = self.state.command_data(name, subcommand, options or {}, guild=guild)
         return await self._dispatch_interaction(
@@ -296,6 +301,41 @@ class FakeDiscord:
             locale=locale,
             created_at=created_at,
             message=None,
+            member_permissions=member_permissions,
+            user_install_guild_id=user_install_guild_id,
+        )
+
+    async def submit_modal(
+        self,
+        opened_by: FakeInteraction,
+        values: dict[str, str],
+        *,
+        member_permissions: int | None = None,
+    ) -> FakeInteraction:
+        """Dispatch a modal submission (INTERACTION_CREATE, type 5): the modal the bot opened
+        as its answer to `opened_by` (a type 9 callback), with `values` typed into its text
+        inputs by custom id (the only input when `values` has one value under any name)."""
+        callback = opened_by.callback
+        if callback is None or callback.type != 9 or callback.data is None:
+            raise AssertionError(f"interaction {opened_by.id} was not answered with a modal")
+        inputs = _text_input_ids(callback.data)
+        if len(values) == 1 and len(inputs) == 1:
+            values = {inputs[0]: next(iter(values.values()))}
+        rows = [
+            {"type": 1, "components": [{"type": 4, "custom_id": cid, "value": value}]}
+            for cid, value in values.items()
+        ]
+        data = {"custom_id": callback.data["custom_id"], "components": rows}
+        return await self._dispatch_interaction(
+            5,
+            data,
+            user_id=int(opened_by.user["id"]),
+            channel_id=opened_by.channel_id if opened_by.guild_id is not None else None,
+            guild=opened_by.guild_id is not None,
+            locale=str(opened_by.payload.get("locale", "en-US")),
+            created_at=None,
+            message=None,
+            member_permissions=member_permissions,
         )
 
     async def press_button(
@@ -311,6 +351,35 @@ class FakeDiscord:
         return await self._dispatch_interaction(
             3,
             {"custom_id": custom_id, "component_type": 2},
+            user_id=user_id,
+            channel_id=message.channel_id,
+            guild=message.guild_id is not None,
+            locale=locale,
+            created_at=None,
+            message=message,
+        )
+
+    async def choose(
+        self,
+        message_id: int,
+        custom_id: str,
+        values: list[str],
+        *,
+        locale: str = "en-US",
+        user_id: int = DEFAULT_USER_ID,
+    ) -> FakeInteraction:
+        """Dispatch a choice in a string select menu (INTERACTION_CREATE, type 3) of a stored
+        message; Discord refuses a select or values the message does not show."""
+        message = self.messages[message_id]
+        select = find_component(message.components, custom_id)
+        if select is None or select.get("type") != 3:
+            raise AssertionError(f"message {message_id} shows no select menu {custom_id!r}")
+        offered = {str(option.get("value")) for option in select.get("options", [])}
+        if not values or not set(values) <= offered or len(values) > select.get("max_values", 1):
+            raise AssertionError(f"{values!r} cannot be chosen in {custom_id!r}")
+        return await self._dispatch_interaction(
+            3,
+            {"custom_id": custom_id, "component_type": 3, "values": list(values)},
             user_id=user_id,
             channel_id=message.channel_id,
             guild=message.guild_id is not None,
@@ -383,6 +452,8 @@ class FakeDiscord:
         locale: str,
         created_at: datetime | None,
         message: FakeMessage | None,
+        member_permissions: int | None = None,
+        user_install_guild_id: int | None = None,
     ) -> FakeInteraction:
         conn = self.gateway.active_connection()
         if conn is None:
@@ -396,6 +467,8 @@ class FakeDiscord:
             locale=locale,
             created_at=created_at,
             message=message,
+            member_permissions=member_permissions,
+            user_install_guild_id=user_install_guild_id,
         )
         self._dispatched.append(inter)
         inter.dispatched_at = time.monotonic()
@@ -458,3 +531,12 @@ class FakeDiscord:
     def gateway_refusals(self) -> int:
         """How many gateway connection attempts were refused."""
         return self.gateway.refused
+
+
+def _text_input_ids(modal: JSONObject) -> list[str]:
+    """The custom ids of a modal's text inputs, in action rows or labels."""
+    found: list[str] = []
+    for row in modal.get("components") or []:
+        children = row.get("components") or ([row["component"]] if "component" in row else [])
+        found += [str(c["custom_id"]) for c in children if c.get("type") == 4]
+    return found

@@ -11,6 +11,7 @@ from tests.kit.fake_discord import builders
 from tests.kit.fake_discord.builders import Identity
 from tests.kit.fake_discord.records import (
     EPHEMERAL,
+    IS_COMPONENTS_V2,
     LOADING,
     MESSAGE_FLAGS,
     SUPPRESS_EMBEDS,
@@ -27,6 +28,7 @@ from tests.kit.fake_discord.validation import (
     check_message_body,
     errors_tree,
     invalid_form,
+    layout_transition_violations,
     would_be_empty,
 )
 from tests.kit.snowflakes import SnowflakeSource, snowflake_at
@@ -155,12 +157,21 @@ class FakeState:
         created_at: datetime | None,
         message: FakeMessage | None,
         guild_locale: str = "en-US",
+        member_permissions: int | None = None,
+        user_install_guild_id: int | None = None,
     ) -> FakeInteraction:
         """Record a new interaction (not yet dispatched) with its token and payload."""
         iid = self.ids.next(created_at)
         token = builders.interaction_token(iid)
         user = builders.user_payload(user_id)
-        channel = self.guild_channel(channel_id) if guild else self.dm_channel(channel_id, user)
+        if user_install_guild_id is not None:
+            # A channel of a server the bot is not in: never in the bot's guild.
+            channel = builders.text_channel(self.identity, channel_id or self.ids.next())
+            channel["guild_id"] = str(user_install_guild_id)
+        elif guild:
+            channel = self.guild_channel(channel_id)
+        else:
+            channel = self.dm_channel(channel_id, user)
         cid = int(channel["id"])
         payload = builders.interaction_payload(
             self.identity,
@@ -174,6 +185,8 @@ class FakeState:
             locale=locale,
             guild_locale=guild_locale,
             channel_revoked=cid in self.revoked_channels,
+            member_permissions=member_permissions,
+            user_install_guild_id=user_install_guild_id,
         )
         if message is not None:
             payload["message"] = message.payload
@@ -182,7 +195,7 @@ class FakeState:
             token=token,
             type=itype,
             channel_id=cid,
-            guild_id=self.identity.guild_id if guild else None,
+            guild_id=(user_install_guild_id or self.identity.guild_id) if guild else None,
             user=user,
             payload=payload,
             message_id=message.id if message else None,
@@ -222,6 +235,11 @@ class FakeState:
             flags = data.get("flags") or 0
             if not isinstance(flags, int):
                 raise invalid_form(errors_tree(["data.flags: Must be an integer."]))
+            if flags & IS_COMPONENTS_V2:
+                # A deferred reply has no components yet: the flag comes with the first edit.
+                raise invalid_form(
+                    errors_tree(["data.flags: IS_COMPONENTS_V2 cannot be set on a deferred reply"])
+                )
             return self.create_message(
                 {"flags": flags & EPHEMERAL},
                 [],
@@ -297,13 +315,18 @@ class FakeState:
         via: EditVia,
         problem_prefix: str = "",
     ) -> None:
-        check_message_body(body, uploads, problem_prefix)
+        v2 = bool(message.flags & IS_COMPONENTS_V2)
+        check_message_body(body, uploads, problem_prefix, v2=v2)
+        transition = layout_transition_violations(message, body)
+        if transition:
+            raise invalid_form(errors_tree([problem_prefix + p for p in transition]))
         if would_be_empty(message, body, uploads):
             raise DiscordError(400, 50006, "Cannot send an empty message")
         self._apply_body(message, body, uploads)
         flags = body.get("flags")
         if isinstance(flags, int):
             message.flags = (message.flags & ~SUPPRESS_EMBEDS) | (flags & SUPPRESS_EMBEDS)
+            message.flags |= flags & IS_COMPONENTS_V2
         message.flags &= ~LOADING
         message.edited_at = datetime.now(UTC)
         message.edits.append(EditRecord(via, copy.deepcopy(body), time.monotonic()))

@@ -8,6 +8,7 @@ from typing import Any
 from tests.kit.discord_limits import validate_message_payload
 from tests.kit.fake_discord.records import (
     ATTACHMENT_SIZE_LIMIT,
+    IS_COMPONENTS_V2,
     MESSAGE_FLAGS,
     FakeMessage,
     JSONObject,
@@ -39,9 +40,10 @@ class DiscordError(Exception):
         return body
 
 
-def message_violations(payload: JSONObject) -> list[str]:
-    """Discord's rules for a message body, as `path: problem` lines; empty when valid."""
-    problems = validate_message_payload(payload)
+def message_violations(payload: JSONObject, *, v2: bool = False) -> list[str]:
+    """Discord's rules for a message body, as `path: problem` lines; empty when valid.
+    `v2`: the body edits a message that already is a Components V2 message."""
+    problems = validate_message_payload(payload, v2=v2)
     flags = payload.get("flags")
     if flags is not None and (not isinstance(flags, int) or flags & ~MESSAGE_FLAGS):
         problems.append(f"flags: not allowed on a message ({flags!r})")
@@ -128,9 +130,28 @@ def _check_command_options(options: Any, path: str, problems: list[str]) -> None
             problems.append(f"{where}.choices: Must be 25 or fewer in length.")
 
 
-def check_message_body(body: JSONObject, uploads: list[Upload], problem_prefix: str) -> None:
+def layout_transition_violations(message: FakeMessage, body: JSONObject) -> list[str]:
+    """What Discord refuses in an edit about the Components V2 flag: removing it once set, and
+    setting it while the message would keep its content or embeds."""
+    flags = body.get("flags")
+    sets_v2 = isinstance(flags, int) and bool(flags & IS_COMPONENTS_V2)
+    if message.flags & IS_COMPONENTS_V2:
+        if isinstance(flags, int) and not sets_v2:
+            return ["flags: the IS_COMPONENTS_V2 flag cannot be removed from a message"]
+        return []
+    problems = []
+    if sets_v2 and message.content and "content" not in body:
+        problems.append("content: must be cleared to set the IS_COMPONENTS_V2 flag")
+    if sets_v2 and message.embeds and "embeds" not in body:
+        problems.append("embeds: must be cleared to set the IS_COMPONENTS_V2 flag")
+    return problems
+
+
+def check_message_body(
+    body: JSONObject, uploads: list[Upload], problem_prefix: str, *, v2: bool = False
+) -> None:
     """Raise Discord's error for a message body that breaks its rules or is too large."""
-    problems = message_violations(body)
+    problems = message_violations(body, v2=v2)
     if problems:
         raise invalid_form(errors_tree([problem_prefix + p for p in problems]))
     if sum(u.size for u in uploads) > ATTACHMENT_SIZE_LIMIT:
