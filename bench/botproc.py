@@ -196,10 +196,10 @@ class Host:
         self.membership = asyncio.create_task(keeper.run(hold, stop))
 
     async def leases(self, request: dict[str, Any]) -> Any:
-        """The task ids this process leads now."""
+        """The task ids this process leads now (the bench's watches all use the bot's key)."""
         bot = self.bot
         assert isinstance(bot, SunoBot) and bot.coordinator is not None
-        return sorted(bot.coordinator.held)
+        return sorted(task_id for _, task_id in bot.coordinator.held)
 
     async def watch(self, request: dict[str, Any]) -> Any:
         """Registers watches of interactions the fake already answered, as the command would."""

@@ -13,6 +13,7 @@ from bot.suno.errors import RelayError
 from bot.suno.models import Task
 from bot.tracking.cluster import ClusterTiming, Coordinator
 from bot.tracking.ownership import MEMBER_PREFIX
+from bot.tracking.poller import PollKey
 from bot.tracking.postgres import PostgresWatchStore
 from bot.tracking.store import Watch, WatchOutcome
 from tests.test_store import new_watch
@@ -21,12 +22,16 @@ from tests.test_store import new_watch
 TIMING = ClusterTiming(ttl=60, sync_every=3600)
 
 
+def poll_key_of(watch: Watch) -> PollKey:
+    return (watch.key_id, watch.task_id)
+
+
 @dataclass
 class Followed:
     """A tracker that only remembers what it was told to follow and drop."""
 
     watches: dict[int, Watch] = field(default_factory=dict)
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[PollKey] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def follow(
@@ -40,15 +45,15 @@ class Followed:
         self.watches[watch.id] = watch
         self.changed.set()
 
-    def drop(self, task_id: str) -> None:
-        self.dropped.append(task_id)
-        self.watches = {i: w for i, w in self.watches.items() if w.task_id != task_id}
+    def drop(self, poll_key: PollKey) -> None:
+        self.dropped.append(poll_key)
+        self.watches = {i: w for i, w in self.watches.items() if poll_key_of(w) != poll_key}
 
     def following(self) -> list[int]:
         return list(self.watches)
 
-    def follows_task(self, task_id: str) -> bool:
-        return any(w.task_id == task_id for w in self.watches.values())
+    def follows(self, poll_key: PollKey) -> bool:
+        return any(poll_key_of(w) == poll_key for w in self.watches.values())
 
     def tasks(self) -> set[str]:
         return {w.task_id for w in self.watches.values()}
@@ -129,7 +134,7 @@ async def test_a_task_whose_lease_another_process_took_is_no_longer_followed(
 
     await a.coordinator._sync()
 
-    assert a.tracker.dropped == ["t0"]
+    assert a.tracker.dropped == [(None, "t0")]
     assert a.tracker.tasks() == {"t1"}
 
 
@@ -162,7 +167,7 @@ async def test_a_new_task_is_led_by_the_process_that_got_the_command(
     await asyncio.wait_for(b.tracker.changed.wait(), 10)
 
     assert b.tracker.tasks() == {"fresh"}
-    assert not await a.store.claim_task("fresh", "a", ttl=60)
+    assert not await a.store.claim_task((None, "fresh"), "a", ttl=60)
 
 
 async def test_a_task_with_no_watch_left_is_released(members: list[Member]) -> None:
@@ -172,11 +177,11 @@ async def test_a_task_with_no_watch_left_is_released(members: list[Member]) -> N
     await a.store.finish(watch.id, WatchOutcome.FINISHED)
 
     a.coordinator.watch_ended(watch.id)
-    a.coordinator.task_done(watch.task_id)
+    a.coordinator.task_done(poll_key_of(watch))
     await asyncio.gather(*a.coordinator._tasks)
 
     assert a.coordinator.held == set()
-    assert await a.store.claim_task(watch.task_id, "someone", ttl=60)
+    assert await a.store.claim_task(poll_key_of(watch), "someone", ttl=60)
 
 
 async def test_stopping_releases_every_task_for_the_others_at_once(
@@ -215,3 +220,29 @@ async def test_without_the_notification_the_leader_finds_a_handed_over_watch_at_
 
     assert set(a.tracker.watches) == {first.id, second.id}
     assert b.tracker.watches == {}
+
+
+async def test_one_task_id_with_two_keys_is_led_by_two_processes_and_handed_over_by_key(
+    members: list[Member],
+) -> None:
+    a, b = members
+    alice = await a.store.put_key("user", 1, b"ciphertext-a", "aaaa")
+    bob = await a.store.put_key("user", 2, b"ciphertext-b", "bbbb")
+    await join(a)
+    await join(b)
+    alices = await a.store.add(new_watch(task_id="shared", key_id=alice.id))
+    a.coordinator.offer(alices, task=None, poll_now=True, failure=None)
+    await asyncio.wait_for(a.tracker.changed.wait(), 10)
+    bobs = await b.store.add(new_watch(task_id="shared", key_id=bob.id))
+    b.coordinator.offer(bobs, task=None, poll_now=True, failure=None)
+    await asyncio.wait_for(b.tracker.changed.wait(), 10)
+    # A second watch with Alice's key, made at b: handed to a, which leads (Alice, shared).
+    again = await b.store.add(new_watch(task_id="shared", key_id=alice.id))
+    a.tracker.changed.clear()
+    b.coordinator.offer(again, task=None, poll_now=True, failure=None)
+    await asyncio.wait_for(a.tracker.changed.wait(), 10)
+
+    assert a.coordinator.held == {(alice.id, "shared")}
+    assert b.coordinator.held == {(bob.id, "shared")}
+    assert set(a.tracker.watches) == {alices.id, again.id}
+    assert set(b.tracker.watches) == {bobs.id}

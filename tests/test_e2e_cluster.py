@@ -14,12 +14,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.kit.bot_process import BotProcess
 from tests.kit.fake_discord import FAKE_BOT_TOKEN, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay
 from tests.kit.harness import text_of
 from tests.kit.payloads import clip, clip_ids_for, task_payload
+from tests.test_e2e_keys import ALICE, BOB, KEY_A, KEY_B, set_key
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -66,6 +68,7 @@ def cluster_process(
     launched: list[BotProcess],
     shard: int,
     lease_seconds: str = LEASE_SECONDS,
+    **env: str,
 ) -> BotProcess:
     process = BotProcess.against(
         fake,
@@ -78,6 +81,7 @@ def cluster_process(
         CLUSTER_LEASE_SECONDS=lease_seconds,
         # Shares are whole batches: one task per batch lets a handful of tasks be shared.
         SUNO_BATCH_SIZE="1",
+        **env,
     )
     launched.append(process)
     return process
@@ -146,9 +150,9 @@ def owner_of(process: BotProcess) -> str:
     return line.split(JOINED, 1)[1].split()[0]
 
 
-async def watch(fake: FakeDiscord, task_id: str) -> FakeMessage:
+async def watch(fake: FakeDiscord, task_id: str, *, user_id: int = ALICE) -> FakeMessage:
     """/suno status for `task_id`, sent to the newest connected process; its message."""
-    interaction = await fake.interact(options={"task_id": task_id})
+    interaction = await fake.interact(options={"task_id": task_id}, user_id=user_id)
     await interaction.wait_callback()
     message = fake.message_for(interaction)
     assert message is not None
@@ -308,3 +312,57 @@ async def test_one_process_runs_each_shard_it_is_given_on_its_own_connection(
     assert done_edits(message) == 1
     assert await process.stop(signal.SIGTERM) == 0
     assert "Traceback" not in process.output
+
+
+async def test_one_task_id_followed_with_two_members_keys_has_a_leader_per_key(
+    fake: FakeDiscord,
+    relay: FakeRelay,
+    postgres_url: str,
+    database: Path,
+    launched: list[BotProcess],
+) -> None:
+    secret = Fernet.generate_key().decode()
+    first, second = (
+        cluster_process(
+            fake, relay, postgres_url, database, launched, shard, KEY_ENCRYPTION_SECRET=secret
+        )
+        for shard in (0, 1)
+    )
+    relay.add_task("shared", progressing("shared"))
+    await first.start()
+    await first.wait_for_line(JOINED)
+    await fake.wait_ready(timeout=30)
+    # Commands reach the newest connection: Alice's go to the first process.
+    assert "works and is saved" in await set_key(fake, KEY_A, user_id=ALICE)
+    alices = await watch(fake, "shared", user_id=ALICE)
+    await fake.wait_for(lambda: len(alices.edits) >= 2, timeout=20)
+    await second.start()
+    await second.wait_for_line(JOINED)
+    await fake.wait_for(lambda: fake.ready_count >= 2, timeout=30)
+
+    # Bob's go to the second, which leads the task id with his key; Alice's second message,
+    # made there too, is handed to the first, which leads it with hers.
+    assert "works and is saved" in await set_key(fake, KEY_B, user_id=BOB)
+    bobs = await watch(fake, "shared", user_id=BOB)
+    alices_again = await watch(fake, "shared", user_id=ALICE)
+    messages = [alices, bobs, alices_again]
+    await fake.wait_for(lambda: all(len(m.edits) >= 2 for m in messages), timeout=20)
+    [(alice_key,)] = await rows(
+        postgres_url, "SELECT id FROM relay_keys WHERE owner_id = $1", ALICE
+    )
+    [(bob_key,)] = await rows(postgres_url, "SELECT id FROM relay_keys WHERE owner_id = $1", BOB)
+    await until_rows(
+        postgres_url,
+        "SELECT key_id, owner FROM task_leases WHERE task_id = 'shared' ORDER BY key_id",
+        sorted([(alice_key, owner_of(first)), (bob_key, owner_of(second))]),
+    )
+    relay.add_task("shared", finished("shared"))
+    await fake.wait_for(lambda: all(is_done(m) for m in messages), timeout=30)
+
+    assert [done_edits(m) for m in messages] == [1, 1, 1]
+    polled_with = {r.authorization for r in relay.requests if "shared" in r.task_ids}
+    assert {f"Bearer {KEY_A}", f"Bearer {KEY_B}"} <= polled_with
+    await until_rows(postgres_url, "SELECT DISTINCT outcome FROM watches", [("finished",)])
+    for process in (first, second):
+        assert "Traceback" not in process.output
+        assert KEY_A not in process.output and KEY_B not in process.output

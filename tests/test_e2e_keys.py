@@ -14,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import SunoBot
+from bot.keys import KeyOwner
 from tests.kit.bot_process import BotProcess
 from tests.kit.fake_discord import (
     DEFAULT_USER_ID,
@@ -476,7 +477,9 @@ async def test_on_postgresql_members_keys_follow_their_tasks_and_a_removed_key_e
         bob = await status(fake, "song-bob", user_id=BOB)
         alice = await status(fake, "alice-long", user_id=ALICE)
         # On PostgreSQL a new watch is followed once its task's lease is taken.
-        await fake.wait_for(lambda: bot.tracker.follows_task("alice-long"))
+        own = await bot.keys.status(KeyOwner.USER, ALICE)
+        assert own is not None
+        await fake.wait_for(lambda: bot.tracker.follows((own.id, "alice-long")))
         await fake.wait_for(lambda: shows(fake, alice, "Generating"))
         answer = await run(fake, "remove", user_id=ALICE)
         await fake.wait_for(lambda: shows(fake, alice, "Live updates ended"))

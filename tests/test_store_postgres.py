@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from bot.tracking import postgres as postgres_module
+from bot.tracking.poller import PollKey
 from bot.tracking.postgres import MIGRATIONS, PostgresWatchStore, redacted
 from bot.tracking.store import StoreError, WatchOutcome
 from tests.kit.postgres_server import PostgresServer
@@ -51,6 +52,41 @@ async def test_a_new_database_gets_every_migration_once(postgres_url: str) -> No
         )
     }
     assert {"watches", "meta", "leases", "task_leases", "schema_migrations"} <= tables
+
+
+async def test_a_database_from_before_keys_gets_them_and_keeps_its_watches_and_leases(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(postgres_module, "MIGRATIONS", MIGRATIONS[:1])
+        before = await PostgresWatchStore.open(postgres_url)
+        await before.close()
+    # What that version wrote: a watch and its task's lease.
+    await query(
+        postgres_url,
+        "INSERT INTO watches (task_id, application_id, requester_id, locale, ephemeral,"
+        " interaction_id, token_expires_at, deadline_at, created_at, updated_at)"
+        " VALUES ('kept', 1, 2, 'en-US', false, 3, now(), now(), now(), now())",
+    )
+    await query(
+        postgres_url,
+        "INSERT INTO task_leases (task_id, owner, expires_at)"
+        " VALUES ('kept', 'leader', now() + interval '1 hour')",
+    )
+
+    upgraded = await PostgresWatchStore.open(postgres_url)
+    try:
+        [kept] = await upgraded.active()
+        assert (kept.task_id, kept.key_id) == ("kept", None)
+        # The lease is the operator's key's now; the same task id with a member's key is free.
+        assert not await upgraded.claim_task((None, "kept"), "other", ttl=15)
+        key = await upgraded.put_key("user", 7, b"ciphertext", "abcd")
+        assert await upgraded.claim_task((key.id, "kept"), "other", ttl=15)
+        assert await upgraded.renew_tasks("leader", ttl=15) == {(None, "kept")}
+    finally:
+        await upgraded.close()
+    versions = await query(postgres_url, "SELECT max(version) FROM schema_migrations")
+    assert versions == [(len(MIGRATIONS),)]
 
 
 async def test_processes_starting_together_apply_each_step_once(
@@ -191,13 +227,38 @@ async def test_the_store_outlives_its_connections_being_cut(postgres_url: str) -
 # Task leases
 
 
+async def test_one_task_id_polled_with_two_keys_is_two_leases_with_a_leader_each(
+    store: PostgresWatchStore,
+) -> None:
+    alice = await store.put_key("user", 1, b"ciphertext-a", "aaaa")
+    bob = await store.put_key("user", 2, b"ciphertext-b", "bbbb")
+    for key_id in (alice.id, bob.id, None):
+        await store.add(new_watch(task_id="shared", key_id=key_id))
+    assert await store.active_task_count() == 3
+
+    assert await store.claim_task((alice.id, "shared"), "p1", ttl=15)
+    assert not await store.claim_task((alice.id, "shared"), "p2", ttl=15)
+    assert await store.claim_task((bob.id, "shared"), "p2", ttl=15)
+    assert await store.claim_free_tasks("p3", ttl=15, limit=10) == [(None, "shared")]
+
+    assert await store.renew_tasks("p1", ttl=15) == {(alice.id, "shared")}
+    assert await store.renew_tasks("p2", ttl=15) == {(bob.id, "shared")}
+    [bobs] = await store.unfollowed_watches("p2", [])
+    assert bobs.key_id == bob.id
+    assert await store.release_tasks("p1", [(bob.id, "shared")]) == 0  # not p1's to release
+    assert await store.release_tasks("p2", [(bob.id, "shared")]) == 1
+    assert await store.claim_free_tasks("p1", ttl=15, limit=10) == [(bob.id, "shared")]
+
+
 async def test_exactly_one_process_leads_a_task(store: PostgresWatchStore) -> None:
-    won = await asyncio.gather(*(store.claim_task("task", f"p{i}", ttl=15) for i in range(8)))
+    won = await asyncio.gather(
+        *(store.claim_task((None, "task"), f"p{i}", ttl=15) for i in range(8))
+    )
 
     assert sum(won) == 1
     leader = f"p{won.index(True)}"
-    assert await store.claim_task("task", leader, ttl=15)
-    assert not await store.claim_task("task", "late", ttl=15)
+    assert await store.claim_task((None, "task"), leader, ttl=15)
+    assert not await store.claim_task((None, "task"), "late", ttl=15)
 
 
 async def test_an_expired_task_lease_goes_to_another_process(
@@ -205,14 +266,14 @@ async def test_an_expired_task_lease_goes_to_another_process(
 ) -> None:
     now = [1_000_000.0]
     monkeypatch.setattr(postgres_module, "_now", lambda: now[0])
-    assert await store.claim_task("task", "dead", ttl=15)
+    assert await store.claim_task((None, "task"), "dead", ttl=15)
     now[0] += 14.9
-    assert not await store.claim_task("task", "other", ttl=15)
+    assert not await store.claim_task((None, "task"), "other", ttl=15)
     now[0] += 0.2
 
-    assert await store.claim_task("task", "other", ttl=15)
+    assert await store.claim_task((None, "task"), "other", ttl=15)
     assert await store.renew_tasks("dead", ttl=15) == set()
-    assert await store.renew_tasks("other", ttl=15) == {"task"}
+    assert await store.renew_tasks("other", ttl=15) == {(None, "task")}
 
 
 async def test_free_tasks_are_split_between_claimants_without_overlap(
@@ -231,7 +292,7 @@ async def test_free_tasks_are_split_between_claimants_without_overlap(
             await opened.close()
 
     everything = [task for claim in [*claims, rest] for task in claim]
-    assert sorted(everything) == sorted(f"t{i}" for i in range(100))
+    assert sorted(task_id for _, task_id in everything) == sorted(f"t{i}" for i in range(100))
     assert all(len(claim) <= 40 for claim in claims)
     assert await store.claim_free_tasks("p4", ttl=15, limit=10) == []
 
@@ -241,7 +302,7 @@ async def test_tasks_without_active_watches_are_not_claimed(store: PostgresWatch
     await store.finish(done.id, WatchOutcome.FINISHED)
     await store.add(new_watch(task_id="live"))
 
-    assert await store.claim_free_tasks("p", ttl=15, limit=10) == ["live"]
+    assert await store.claim_free_tasks("p", ttl=15, limit=10) == [(None, "live")]
 
 
 async def test_the_leader_reads_only_the_watches_it_does_not_follow_yet(
@@ -250,8 +311,8 @@ async def test_the_leader_reads_only_the_watches_it_does_not_follow_yet(
     first = await store.add(new_watch(task_id="mine"))
     second = await store.add(new_watch(task_id="mine"))
     await store.add(new_watch(task_id="theirs"))
-    assert await store.claim_task("mine", "me", ttl=15)
-    assert await store.claim_task("theirs", "them", ttl=15)
+    assert await store.claim_task((None, "mine"), "me", ttl=15)
+    assert await store.claim_task((None, "theirs"), "them", ttl=15)
 
     assert [w.id for w in await store.unfollowed_watches("me", [])] == [first.id, second.id]
     assert [w.id for w in await store.unfollowed_watches("me", [first.id])] == [second.id]
@@ -262,31 +323,41 @@ async def test_released_tasks_are_free_and_the_others_are_told(
 ) -> None:
     await store.add(new_watch(task_id="a"))
     await store.add(new_watch(task_id="b"))
-    assert sorted(await store.claim_free_tasks("me", ttl=15, limit=10)) == ["a", "b"]
+    assert sorted(await store.claim_free_tasks("me", ttl=15, limit=10)) == [
+        (None, "a"),
+        (None, "b"),
+    ]
     listener = await PostgresWatchStore.open(store._url)
     told: asyncio.Queue[str] = asyncio.Queue()
     await listener.listen(lambda *_: None, told.put_nowait)
     try:
-        assert await store.release_tasks("me", ["a"]) == 1
+        assert await store.release_tasks("me", [(None, "a")]) == 1
         assert await asyncio.wait_for(told.get(), 10) == "me"
-        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == ["a"]
+        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == [(None, "a")]
         assert await store.release_tasks("me") == 1
-        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == ["b"]
+        assert await listener.claim_free_tasks("other", ttl=15, limit=10) == [(None, "b")]
     finally:
         await listener.close()
 
 
-async def test_a_handed_over_watch_reaches_every_listener(store: PostgresWatchStore) -> None:
+async def test_a_handed_over_watch_reaches_every_listener_with_its_key(
+    store: PostgresWatchStore,
+) -> None:
     listener = await PostgresWatchStore.open(store._url)
-    heard: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    heard: asyncio.Queue[tuple[int, PollKey]] = asyncio.Queue()
     await listener.listen(
-        lambda watch_id, task_id: heard.put_nowait((watch_id, task_id)), lambda _: None
+        lambda watch_id, poll_key: heard.put_nowait((watch_id, poll_key)), lambda _: None
     )
     try:
+        key = await store.put_key("user", 7, b"ciphertext", "abcd")
         added = await store.add(new_watch(task_id="task_x"))
+        keyed = await store.add(new_watch(task_id="task:y", key_id=key.id))
         await store.hand_over(added)
-        assert await asyncio.wait_for(heard.get(), 10) == (added.id, "task_x")
+        await store.hand_over(keyed)
+        assert await asyncio.wait_for(heard.get(), 10) == (added.id, (None, "task_x"))
+        assert await asyncio.wait_for(heard.get(), 10) == (keyed.id, (key.id, "task:y"))
         assert await listener.active_watch(added.id) == added
+        assert await listener.active_watch(keyed.id) == keyed
     finally:
         await listener.close()
 
@@ -309,7 +380,7 @@ async def test_pruning_also_drops_leases_that_lapsed_before_the_cutoff(
     now = [1_000_000.0]
     monkeypatch.setattr(postgres_module, "_now", lambda: now[0])
     assert await store.acquire_lease("member:crashed", "crashed", ttl=15)
-    assert await store.claim_task("orphan", "crashed", ttl=15)
+    assert await store.claim_task((None, "orphan"), "crashed", ttl=15)
     now[0] += 3600
     assert await store.acquire_lease("member:alive", "alive", ttl=15)
 

@@ -1,9 +1,10 @@
 """Shares the watched tasks out between the processes on one PostgreSQL store.
 
-Each task with an unfinished watch has one leader: the process holding its task lease polls
-it once per interval and edits every message watching it, whichever shard the command came
-from (edits go through the interaction token or the bot's REST token; neither needs the
-shard's gateway).
+A task is a (relay key, task id) pair: members who follow one task id with keys of their own
+are polled apart, so each pair has its own lease. Each task with an unfinished watch has one
+leader: the process holding its task lease polls it once per interval and edits every message
+watching it, whichever shard the command came from (edits go through the interaction token or
+the bot's REST token; neither needs the shard's gateway).
 
 - A process that receives a command for a task nobody leads claims the task and follows it;
   when another process leads it, the new watch is handed over with a notification (NOTIFY),
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from bot.suno.errors import RelayError
 from bot.suno.models import Task
 from bot.tracking.ownership import MEMBER_PREFIX
+from bot.tracking.poller import PollKey
 from bot.tracking.store import StoreError, Watch
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,14 @@ log = logging.getLogger(__name__)
 class TaskLeases(Protocol):
     """What the store offers for sharing tasks (bot.tracking.postgres implements it)."""
 
-    async def claim_task(self, task_id: str, owner: str, ttl: float) -> bool: ...
+    async def claim_task(self, poll_key: PollKey, owner: str, ttl: float) -> bool: ...
 
-    async def claim_free_tasks(self, owner: str, ttl: float, limit: int) -> list[str]: ...
+    async def claim_free_tasks(self, owner: str, ttl: float, limit: int) -> list[PollKey]: ...
 
-    async def renew_tasks(self, owner: str, ttl: float) -> set[str]: ...
+    async def renew_tasks(self, owner: str, ttl: float) -> set[PollKey]: ...
 
     async def release_tasks(
-        self, owner: str, task_ids: Sequence[str] | None = None, *, announce: bool = True
+        self, owner: str, poll_keys: Sequence[PollKey] | None = None, *, announce: bool = True
     ) -> int: ...
 
     async def active_task_count(self) -> int: ...
@@ -59,7 +61,7 @@ class TaskLeases(Protocol):
     async def hand_over(self, watch: Watch) -> None: ...
 
     async def listen(
-        self, on_handover: Callable[[int, str], None], on_release: Callable[[str], None]
+        self, on_handover: Callable[[int, PollKey], None], on_release: Callable[[str], None]
     ) -> None: ...
 
 
@@ -75,11 +77,11 @@ class Followers(Protocol):
         failure: RelayError | None = None,
     ) -> None: ...
 
-    def drop(self, task_id: str) -> None: ...
+    def drop(self, poll_key: PollKey) -> None: ...
 
     def following(self) -> list[int]: ...
 
-    def follows_task(self, task_id: str) -> bool: ...
+    def follows(self, poll_key: PollKey) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,8 @@ class Coordinator:
         self.owner = owner
         self._timing = timing or ClusterTiming()
         self._followers: Followers | None = None
-        self.held: set[str] = set()
+        # The (key, task id) pairs this process leads.
+        self.held: set[PollKey] = set()
         # Watches that ended lately: the store may still call them active for a moment.
         self._ended: tuple[set[int], set[int]] = (set(), set())
         self._wake = asyncio.Event()
@@ -189,9 +192,9 @@ class Coordinator:
         lost = before - held
         # Claims made while the renewal ran are kept: they are newer than its answer.
         self.held = (self.held - lost) | held
-        for task_id in lost:
-            log.info("task %s is led by another process now", task_id)
-            self._tracker.drop(task_id)
+        for poll_key in lost:
+            log.info("task %s is led by another process now", _describe(poll_key))
+            self._tracker.drop(poll_key)
         await self._balance()
         ended = self._ended[0] | self._ended[1]
         self._ended = (set(), self._ended[0])
@@ -208,18 +211,19 @@ class Coordinator:
             claimed = await self._store.claim_free_tasks(self.owner, self._timing.ttl, limit)
             self.held.update(claimed)
         elif len(self.held) > share * self._timing.shed_above + 1:
-            shed = sorted(self.held)[: len(self.held) - share]
-            for task_id in shed:
-                self.held.discard(task_id)
-                self._tracker.drop(task_id)
+            shed = sorted(self.held, key=_order)[: len(self.held) - share]
+            for poll_key in shed:
+                self.held.discard(poll_key)
+                self._tracker.drop(poll_key)
             await self._store.release_tasks(self.owner, shed)
             log.info("let go of %d tasks for the other processes to lead", len(shed))
 
     def _take_up(self, watches: list[Watch]) -> int:
         tracker = self._tracker
         for watch in watches:
-            if watch.task_id in self.held:
-                tracker.follow(watch, task=None, poll_now=not tracker.follows_task(watch.task_id))
+            poll_key = (watch.key_id, watch.task_id)
+            if poll_key in self.held:
+                tracker.follow(watch, task=None, poll_now=not tracker.follows(poll_key))
         return len(watches)
 
     def _let_go_if_lapsed(self) -> None:
@@ -227,8 +231,8 @@ class Coordinator:
         stop polling them rather than poll them twice."""
         if time.monotonic() - self._renewed_at < self._timing.ttl:
             return
-        for task_id in self.held:
-            self._tracker.drop(task_id)
+        for poll_key in self.held:
+            self._tracker.drop(poll_key)
         self.held.clear()
 
     # -- new watches ---------------------------------------------------------------------
@@ -243,23 +247,26 @@ class Coordinator:
     async def _offer(
         self, watch: Watch, *, task: Task | None, poll_now: bool, failure: RelayError | None
     ) -> None:
-        task_id = watch.task_id
-        if task_id in self.held or await self._store.claim_task(
-            task_id, self.owner, self._timing.ttl
+        poll_key = (watch.key_id, watch.task_id)
+        if poll_key in self.held or await self._store.claim_task(
+            poll_key, self.owner, self._timing.ttl
         ):
-            self.held.add(task_id)
+            self.held.add(poll_key)
             self._tracker.follow(watch, task=task, poll_now=poll_now, failure=failure)
         else:
             await self._store.hand_over(watch)
 
-    def _on_handover(self, watch_id: int, task_id: str) -> None:
-        if task_id in self.held:
+    def _on_handover(self, watch_id: int, poll_key: PollKey) -> None:
+        if poll_key in self.held:
             self._spawn(self._receive(watch_id))
 
     async def _receive(self, watch_id: int) -> None:
         watch = await self._store.active_watch(watch_id)
-        if watch is not None and watch.task_id in self.held:
-            poll_now = not self._tracker.follows_task(watch.task_id)
+        if watch is None:
+            return
+        poll_key = (watch.key_id, watch.task_id)
+        if poll_key in self.held:
+            poll_now = not self._tracker.follows(poll_key)
             self._tracker.follow(watch, task=None, poll_now=poll_now)
 
     def _on_release(self, owner: str) -> None:
@@ -271,15 +278,15 @@ class Coordinator:
     def watch_ended(self, watch_id: int) -> None:
         self._ended[0].add(watch_id)
 
-    def task_done(self, task_id: str) -> None:
-        """No watch of `task_id` is left here: its lease goes, for a later watch to claim."""
-        if task_id in self.held:
-            self.held.discard(task_id)
-            self._spawn(self._release(task_id))
+    def task_done(self, poll_key: PollKey) -> None:
+        """No watch of `poll_key` is left here: its lease goes, for a later watch to claim."""
+        if poll_key in self.held:
+            self.held.discard(poll_key)
+            self._spawn(self._release(poll_key))
 
-    async def _release(self, task_id: str) -> None:
+    async def _release(self, poll_key: PollKey) -> None:
         # Nobody needs waking for a task whose watches all ended.
-        await self._store.release_tasks(self.owner, [task_id], announce=False)
+        await self._store.release_tasks(self.owner, [poll_key], announce=False)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -290,3 +297,14 @@ class Coordinator:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("cluster task failed", exc_info=task.exception())
+
+
+def _order(poll_key: PollKey) -> tuple[str, int]:
+    """A stable order of (key, task id) pairs (the operator's key, None, first)."""
+    key_id, task_id = poll_key
+    return (task_id, key_id or 0)
+
+
+def _describe(poll_key: PollKey) -> str:
+    key_id, task_id = poll_key
+    return task_id if key_id is None else f"{task_id} (relay key #{key_id})"

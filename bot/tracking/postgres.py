@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from bot.tracking.poller import PollKey
 from bot.tracking.store import (
     Lease,
     NewWatch,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x73756E6F
 # Connections per process: the tracker's edits and the cog's writes share them.
 POOL_SIZE = 10
-# A new watch on a task led by another process: "<watch id>:<task id>".
+# A new watch on a task led by another process: "<watch id>:<key id, 0 for none>:<task id>".
 HANDOVER_CHANNEL = "suno_watch_handover"
 # A process let go of tasks (it stops, or sheds load): the others claim them at once.
 RELEASED_CHANNEL = "suno_tasks_released"
@@ -114,6 +115,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE watches ADD COLUMN key_id BIGINT"
         " REFERENCES relay_keys (id) ON DELETE SET NULL",
         "CREATE INDEX watches_key_id ON watches (key_id) WHERE key_id IS NOT NULL",
+    ),
+    (
+        # Task leases per (key, task id): members polling one task id with keys of their own
+        # are polled apart, so each pair has its leader. key_id 0 is the operator's key (a
+        # primary key column cannot be NULL; identity ids start at 1).
+        "ALTER TABLE task_leases ADD COLUMN key_id BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE task_leases DROP CONSTRAINT task_leases_pkey",
+        "ALTER TABLE task_leases ADD PRIMARY KEY (task_id, key_id)",
+        "CREATE INDEX watches_active_poll_keys ON watches (task_id, (coalesce(key_id, 0)))"
+        " WHERE outcome = 'active'",
     ),
 ]
 
@@ -457,29 +468,32 @@ class PostgresWatchStore(WatchStore):
 
     # -- task leases: which process polls which task -------------------------------------
 
-    async def claim_task(self, task_id: str, owner: str, ttl: float) -> bool:
-        """Lead `task_id` for `ttl` seconds if nobody else does; True when `owner` leads it."""
+    async def claim_task(self, poll_key: PollKey, owner: str, ttl: float) -> bool:
+        """Lead `poll_key` (key, task id) for `ttl` seconds if nobody else does; True when
+        `owner` leads it."""
         now = _now()
+        key_id, task_id = poll_key
         taken = await self._fetch(
             "claim a task",
             """
-            INSERT INTO task_leases (task_id, owner, expires_at) VALUES ($1, $2, $3)
-            ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner,
+            INSERT INTO task_leases (task_id, key_id, owner, expires_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (task_id, key_id) DO UPDATE SET owner = excluded.owner,
                 expires_at = excluded.expires_at
-            WHERE task_leases.owner = excluded.owner OR task_leases.expires_at <= $4
+            WHERE task_leases.owner = excluded.owner OR task_leases.expires_at <= $5
             RETURNING task_id
             """,
             task_id,
+            _key_column(key_id),
             owner,
             _moment(now + _lease_ttl(ttl)),
             _moment(now),
         )
         return bool(taken)
 
-    async def claim_free_tasks(self, owner: str, ttl: float, limit: int) -> list[str]:
-        """Lead up to `limit` tasks that have active watches and no live leader.
+    async def claim_free_tasks(self, owner: str, ttl: float, limit: int) -> list[PollKey]:
+        """Lead up to `limit` (key, task id) pairs that have active watches and no live leader.
 
-        Each process walks the free tasks in its own order (a hash of task id and owner), so
+        Each process walks the free tasks in its own order (a hash of task, key and owner), so
         processes claiming together rarely queue for the same rows; inserts go in task order,
         so two of them never wait for each other in a cycle.
         """
@@ -490,54 +504,58 @@ class PostgresWatchStore(WatchStore):
             "claim tasks",
             """
             WITH free AS (
-                SELECT DISTINCT w.task_id FROM watches w
+                SELECT DISTINCT w.task_id, coalesce(w.key_id, 0) AS key_id FROM watches w
                 WHERE w.outcome = 'active' AND NOT EXISTS (
                     SELECT 1 FROM task_leases l
-                    WHERE l.task_id = w.task_id AND l.expires_at > $3
+                    WHERE l.task_id = w.task_id AND l.key_id = coalesce(w.key_id, 0)
+                        AND l.expires_at > $3
                 )
             ), picked AS (
-                SELECT task_id FROM free ORDER BY md5(task_id || $1) LIMIT $4
+                SELECT task_id, key_id FROM free
+                ORDER BY md5(task_id || ':' || key_id::text || $1) LIMIT $4
             )
-            INSERT INTO task_leases (task_id, owner, expires_at)
-            SELECT task_id, $1, $2 FROM picked ORDER BY task_id
-            ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner,
+            INSERT INTO task_leases (task_id, key_id, owner, expires_at)
+            SELECT task_id, key_id, $1, $2 FROM picked ORDER BY task_id, key_id
+            ON CONFLICT (task_id, key_id) DO UPDATE SET owner = excluded.owner,
                 expires_at = excluded.expires_at
             WHERE task_leases.expires_at <= $3
-            RETURNING task_id
+            RETURNING task_id, key_id
             """,
             owner,
             _moment(now + _lease_ttl(ttl)),
             _moment(now),
             limit,
         )
-        return [str(row["task_id"]) for row in rows]
+        return [_poll_key(row) for row in rows]
 
-    async def renew_tasks(self, owner: str, ttl: float) -> set[str]:
-        """Extends every task lease `owner` still holds; returns those task ids."""
+    async def renew_tasks(self, owner: str, ttl: float) -> set[PollKey]:
+        """Extends every task lease `owner` still holds; returns their (key, task id) pairs."""
         rows = await self._fetch(
             "renew the task leases",
-            "UPDATE task_leases SET expires_at = $1 WHERE owner = $2 RETURNING task_id",
+            "UPDATE task_leases SET expires_at = $1 WHERE owner = $2 RETURNING task_id, key_id",
             _moment(_now() + _lease_ttl(ttl)),
             owner,
         )
-        return {str(row["task_id"]) for row in rows}
+        return {_poll_key(row) for row in rows}
 
     async def release_tasks(
-        self, owner: str, task_ids: Sequence[str] | None = None, *, announce: bool = True
+        self, owner: str, poll_keys: Sequence[PollKey] | None = None, *, announce: bool = True
     ) -> int:
-        """Lets go of `task_ids` (every task, when None); `announce` tells the other
+        """Lets go of `poll_keys` (every task, when None); `announce` tells the other
         processes, so they claim the tasks now rather than at their next sync."""
         with self._failures("release tasks"):
             async with self._pool.acquire() as connection, connection.transaction():
-                if task_ids is None:
+                if poll_keys is None:
                     status = await connection.execute(
                         "DELETE FROM task_leases WHERE owner = $1", owner
                     )
                 else:
                     status = await connection.execute(
-                        "DELETE FROM task_leases WHERE owner = $1 AND task_id = ANY($2::text[])",
+                        "DELETE FROM task_leases WHERE owner = $1 AND (task_id, key_id) IN"
+                        " (SELECT * FROM unnest($2::text[], $3::bigint[]))",
                         owner,
-                        list(task_ids),
+                        [task_id for _, task_id in poll_keys],
+                        [_key_column(key_id) for key_id, _ in poll_keys],
                     )
                 released = int(status.rsplit(" ", 1)[-1])
                 if released and announce:
@@ -545,10 +563,11 @@ class PostgresWatchStore(WatchStore):
         return released
 
     async def active_task_count(self) -> int:
-        """How many distinct tasks have an active watch."""
+        """How many distinct (key, task id) pairs have an active watch."""
         rows = await self._fetch(
             "count the watched tasks",
-            "SELECT count(DISTINCT task_id) AS n FROM watches WHERE outcome = 'active'",
+            "SELECT count(*) AS n FROM (SELECT DISTINCT task_id, coalesce(key_id, 0)"
+            " FROM watches WHERE outcome = 'active') AS polled",
         )
         return int(rows[0]["n"])
 
@@ -559,7 +578,8 @@ class PostgresWatchStore(WatchStore):
             """
             SELECT id FROM watches
             WHERE outcome = 'active'
-                AND task_id IN (SELECT task_id FROM task_leases WHERE owner = $1)
+                AND (task_id, coalesce(key_id, 0)) IN
+                    (SELECT task_id, key_id FROM task_leases WHERE owner = $1)
                 AND NOT (id = ANY($2::bigint[]))
             """,
             owner,
@@ -589,21 +609,22 @@ class PostgresWatchStore(WatchStore):
             "hand a watch over",
             "SELECT pg_notify($1, $2)",
             HANDOVER_CHANNEL,
-            f"{watch.id}:{watch.task_id}",
+            f"{watch.id}:{_key_column(watch.key_id)}:{watch.task_id}",
         )
 
     async def listen(
-        self, on_handover: Callable[[int, str], None], on_release: Callable[[str], None]
+        self, on_handover: Callable[[int, PollKey], None], on_release: Callable[[str], None]
     ) -> None:
-        """Calls `on_handover(watch id, task id)` for each watch handed over and
+        """Calls `on_handover(watch id, (key, task id))` for each watch handed over and
         `on_release(owner)` when a process lets go of tasks; (re)connects the listener."""
         if self._listener is not None and not self._listener.is_closed():
             return
 
         def handover(_: object, __: int, ___: str, payload: object) -> None:
-            watch_id, _colon, task_id = str(payload).partition(":")
-            if watch_id.isdigit():
-                on_handover(int(watch_id), task_id)
+            watch_id, _, rest = str(payload).partition(":")
+            key_id, _, task_id = rest.partition(":")
+            if watch_id.isdigit() and key_id.isdigit():
+                on_handover(int(watch_id), (int(key_id) or None, task_id))
 
         def release(_: object, __: int, ___: str, payload: object) -> None:
             on_release(str(payload))
@@ -722,6 +743,16 @@ def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
     return moment
+
+
+def _key_column(key_id: int | None) -> int:
+    """A task lease's key_id: 0 for the operator's key."""
+    return 0 if key_id is None else key_id
+
+
+def _poll_key(row: asyncpg.Record) -> PollKey:
+    key_id = int(row["key_id"])
+    return (key_id or None, str(row["task_id"]))
 
 
 def _watch_from_row(row: asyncpg.Record) -> Watch:

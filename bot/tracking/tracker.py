@@ -44,7 +44,7 @@ class Leadership(Protocol):
 
     def watch_ended(self, watch_id: int) -> None: ...
 
-    def task_done(self, task_id: str) -> None: ...
+    def task_done(self, poll_key: PollKey) -> None: ...
 
     async def start(self) -> int: ...
 
@@ -185,7 +185,7 @@ class Tracker:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed. In a
         cluster a task another process leads is followed there."""
-        if self._leadership is not None and not self.follows_task(watch.task_id):
+        if self._leadership is not None and not self.follows((watch.key_id, watch.task_id)):
             self._leadership.offer(watch, task=task, poll_now=poll_now, failure=failure)
             return
         self.follow(watch, task=task, poll_now=poll_now, failure=failure)
@@ -261,21 +261,22 @@ class Tracker:
         if not followed.updaters:
             del self._followed[poll_key]
             self._poller.forget(poll_key)
-            if self._leadership is not None and not self.follows_task(poll_key[1]):
-                self._leadership.task_done(poll_key[1])
+            if self._leadership is not None:
+                self._leadership.task_done(poll_key)
 
-    def drop(self, task_id: str) -> None:
-        """Stops following `task_id` without ending its watches: another process leads it."""
-        for poll_key in [key for key in self._followed if key[1] == task_id]:
-            del self._followed[poll_key]
+    def drop(self, poll_key: PollKey) -> None:
+        """Stops following `poll_key` (key, task id) without ending its watches: another
+        process leads it."""
+        if self._followed.pop(poll_key, None) is not None:
             self._poller.forget(poll_key)
 
     def following(self) -> list[int]:
         """The ids of the watches this tracker keeps current."""
         return [watch_id for followed in self._followed.values() for watch_id in followed.updaters]
 
-    def follows_task(self, task_id: str) -> bool:
-        return any(key[1] == task_id for key in self._followed)
+    def follows(self, poll_key: PollKey) -> bool:
+        """Whether this process polls `poll_key` (key, task id)."""
+        return poll_key in self._followed
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
