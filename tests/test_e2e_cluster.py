@@ -21,7 +21,7 @@ from tests.kit.fake_discord import FAKE_BOT_TOKEN, FakeDiscord, FakeMessage
 from tests.kit.fake_relay import FakeRelay
 from tests.kit.harness import text_of
 from tests.kit.payloads import clip, clip_ids_for, task_payload
-from tests.test_e2e_keys import ALICE, BOB, KEY_A, KEY_B, set_key
+from tests.test_e2e_keys import ALICE, BOB, KEY_A, KEY_B, run, set_key
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -105,6 +105,10 @@ def finished(task_id: str) -> dict[str, object]:
 
 def is_done(message: FakeMessage) -> bool:
     return "**Status:** Done" in text_of(message)
+
+
+def live_updates_ended(message: FakeMessage) -> bool:
+    return "Live updates ended" in text_of(message)
 
 
 def done_edits(message: FakeMessage) -> int:
@@ -356,13 +360,24 @@ async def test_one_task_id_followed_with_two_members_keys_has_a_leader_per_key(
         "SELECT key_id, owner FROM task_leases WHERE task_id = 'shared' ORDER BY key_id",
         sorted([(alice_key, owner_of(first)), (bob_key, owner_of(second))]),
     )
-    relay.add_task("shared", finished("shared"))
-    await fake.wait_for(lambda: all(is_done(m) for m in messages), timeout=30)
-
-    assert [done_edits(m) for m in messages] == [1, 1, 1]
     polled_with = {r.authorization for r in relay.requests if "shared" in r.task_ids}
     assert {f"Bearer {KEY_A}", f"Bearer {KEY_B}"} <= polled_with
-    await until_rows(postgres_url, "SELECT DISTINCT outcome FROM watches", [("finished",)])
+
+    # Alice removes her key through the second process: the first, which follows her two
+    # messages, ends them as removal does; Bob's goes on to the end.
+    answer = await run(fake, "remove", user_id=ALICE)
+    await fake.wait_for(lambda: all(live_updates_ended(m) for m in (alices, alices_again)))
+    relay.add_task("shared", finished("shared"))
+    await fake.wait_for(lambda: is_done(bobs), timeout=30)
+
+    assert answer.endswith(": 2.")
+    assert [done_edits(m) for m in messages] == [0, 1, 0]
+    assert all("no longer accepts" not in text_of(m) for m in (alices, alices_again))
+    await until_rows(
+        postgres_url,
+        "SELECT outcome FROM watches ORDER BY id",
+        [("lost",), ("finished",), ("lost",)],
+    )
     for process in (first, second):
         assert "Traceback" not in process.output
         assert KEY_A not in process.output and KEY_B not in process.output

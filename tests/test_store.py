@@ -797,7 +797,7 @@ async def test_removing_a_key_deletes_its_row_and_ends_its_watches_only(
     with_member = await store.add(new_watch(task_id="a", key_id=member.id))
     await store.add(new_watch(task_id="b", key_id=server.id))
     await store.add(new_watch(task_id="c"))
-    await store.remove_key(member.id)
+    assert await store.remove_key(member.id) == [with_member.id]
     assert await store.key_by_id(member.id) is None
     assert [(w.task_id, w.key_id) for w in await store.active()] == [
         ("b", server.id),

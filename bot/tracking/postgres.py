@@ -694,18 +694,20 @@ class PostgresWatchStore(WatchStore):
             old,
         )
 
-    async def remove_key(self, key_id: int) -> None:
+    async def remove_key(self, key_id: int) -> list[int]:
         """Delete a key's row; its active watches end first (as lost), so none of them is
-        ever resumed with another key. One transaction: no watch is left half-way."""
+        ever resumed with another key. One transaction: no watch is left half-way. Returns
+        the ids of the watches it ended, whichever process followed them."""
         with self._failures("remove a relay key"):
             async with self._pool.acquire() as connection, connection.transaction():
-                await connection.execute(
+                ended = await connection.fetch(
                     "UPDATE watches SET outcome = 'lost', interaction_token = NULL,"
-                    " updated_at = $1 WHERE key_id = $2 AND outcome = 'active'",
+                    " updated_at = $1 WHERE key_id = $2 AND outcome = 'active' RETURNING id",
                     _moment(_now()),
                     key_id,
                 )
                 await connection.execute("DELETE FROM relay_keys WHERE id = $1", key_id)
+        return sorted(int(row["id"]) for row in ended)
 
     # -- lifecycle -----------------------------------------------------------------------
 

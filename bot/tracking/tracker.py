@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.keys import KeyRemoved
 from bot.render import Notice
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
@@ -239,15 +240,15 @@ class Tracker:
             self.add(watch, task=None, poll_now=True)
         return len(watches)
 
-    def end_key(self, key_id: int) -> int:
+    def end_key(self, key_id: int) -> list[int]:
         """Ends every watch polled with key `key_id` (it is being removed): each message's
-        last state says live updates ended. Returns how many watches ended."""
-        ended = 0
+        last state says live updates ended. Returns the ids of the watches that ended."""
+        ended = []
         for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
             for updater in self._live(followed.polled):
                 self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
                 updater.conclude(WatchOutcome.LOST)
-                ended += 1
+                ended.append(updater.id)
         return ended
 
     def _forget(self, updater: MessageUpdater) -> None:
@@ -428,6 +429,10 @@ class Tracker:
 
     def on_failure(self, polled: PolledTask, error: Exception) -> None:
         self._news(polled)
+        if isinstance(error, KeyRemoved) and polled.key_id is not None:
+            # Removed by its owner, through another process of a cluster: as on removal here.
+            self.end_key(polled.key_id)
+            return
         if isinstance(error, RelayKeyRejected) and polled.key_id is not None:
             self._key_rejected(polled.key_id)
             return
