@@ -3,8 +3,10 @@
 # ruff: noqa
 from bot.app import SunoBot
 from bot.config import Settings
+from bot.controls import CardButton, LyricsPageButton
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
+from cogs.buttons import Buttons
 from cogs.keys import KeyGroup, KeyModal, ServerKey
 from cogs.suno import ClipPicks
 
@@ -15,6 +17,10 @@ SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
 Settings._shards_fit  # a pydantic model validator
+CardButton.from_custom_id  # discord.py builds a pressed dynamic item through it
+LyricsPageButton.from_custom_id  # likewise
+Buttons.cog_load  # called by discord.py when the cog is added
+Buttons.cog_unload  # called by discord.py when the cog is removed
 KeyModal.on_submit  # called by discord.py when the modal is sent
 KeyGroup.key_status  # an app command callback
 ServerKey.key_status  # an app command callback

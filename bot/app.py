@@ -7,12 +7,16 @@ import gc
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import discord
 from discord.ext import commands
 
+from bot.audio import AudioDownloader, SongFiles
+from bot.completion import Completion
 from bot.config import Settings
+from bot.controls import DYNAMIC_ITEMS, ControlHandler, with_controls
 from bot.i18n import CommandTranslator, default_catalog
 from bot.keys import KeyedRelay, MemberKeys
 from bot.metrics import Metrics
@@ -20,26 +24,30 @@ from bot.render import Notice, RenderedMessage, render_error, render_task, rende
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
 from bot.tracking.cluster import ClusterTiming, Coordinator
-from bot.tracking.editor import MessageEditor
+from bot.tracking.editor import MessageContent, MessageEditor
 from bot.tracking.ownership import new_owner_id
 from bot.tracking.policy import PollPolicy
 from bot.tracking.postgres import PostgresWatchStore
-from bot.tracking.store import Watch, WatchStore
+from bot.tracking.store import BotStore, Watch
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.suno", "cogs.keys")
+EXTENSIONS = ("cogs.suno", "cogs.keys", "cogs.buttons")
 COMMAND_HASH_KEY = "command_tree_hash:global"
 # Held while one process of a cluster syncs the commands; the others leave it to that one.
 COMMAND_SYNC_LEASE = "command-sync"
 COMMAND_SYNC_SECONDS = 60.0
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
-# What the invite link asks for (the README lists them): 84992.
+# What the invite link asks for (the README lists them): 117760.
 INVITE_PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, embed_links=True, read_message_history=True
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,  # the songs' MP3s, once the interaction token has expired
+    read_message_history=True,
 )
 
 
@@ -55,14 +63,41 @@ class StatusPresenter:
     def __init__(self, watch_timeout_seconds: float) -> None:
         self._timeout_minutes = max(1, round(watch_timeout_seconds / 60))
 
-    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
-        return render_task(
-            task, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+    def task(
+        self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+    ) -> RenderedMessage:
+        """The card for `task` with its buttons (`private`: seen by its requester only)."""
+        return self._card(task, locale=locale, notice=notice, private=private, audio=None)
+
+    def _card(
+        self,
+        task: Task,
+        *,
+        locale: str,
+        notice: Notice | None,
+        private: bool,
+        audio: Mapping[str, str] | None,
+    ) -> RenderedMessage:
+        card = render_task(
+            task,
+            locale=locale,
+            notice=notice,
+            watch_timeout_minutes=self._timeout_minutes,
+            audio=audio,
         )
+        return with_controls(card, task.task_id, task, notice, locale=locale, private=private)
 
     def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> RenderedMessage:
-        return render_unanswered(
+        card = render_unanswered(
             task_id, locale=locale, notice=notice, watch_timeout_minutes=self._timeout_minutes
+        )
+        return with_controls(card, task_id, None, notice, locale=locale)
+
+    def finished_card(self, task: Task, watch: Watch, audio: Mapping[str, str]) -> MessageContent:
+        """The finished card for the edit that attaches songs, each played in its song's block
+        (`audio`: clip id -> file name) where the card has room."""
+        return self._card(
+            task, locale=watch.locale, notice=None, private=watch.ephemeral, audio=audio
         )
 
     def error(self, message_key: str, *, locale: str) -> RenderedMessage:
@@ -77,7 +112,7 @@ class SunoBot(commands.Bot):
         *,
         settings: Settings,
         relay: RelayClient,
-        store: WatchStore,
+        store: BotStore,
         keys: MemberKeys,
         metrics: Metrics | None = None,
         instance: str | None = None,
@@ -103,16 +138,33 @@ class SunoBot(commands.Bot):
         self.keys = keys
         # The relay with the key each request chose: the command's first read and every poll.
         self.keyed_relay = KeyedRelay(relay, keys)
+        editor = MessageEditor(self, observer=metrics)
+        self.presenter = StatusPresenter(settings.watch_timeout_seconds)
+        self.audio = (
+            AudioDownloader(settings.audio_host_list, timeout=settings.audio_timeout_seconds)
+            if settings.attach_audio
+            else None
+        )
+        self.completion = Completion(
+            client=self,
+            store=store,
+            editor=editor,
+            render=self.presenter.finished_card,
+            songs=SongFiles(self.audio) if self.audio is not None else None,
+        )
+        # What the card's buttons do; the buttons cog sets it when it loads.
+        self.controls: ControlHandler | None = None
         self.tracker = Tracker(
             source=self.keyed_relay,
             store=store,
-            editor=MessageEditor(self, observer=metrics),
-            presenter=StatusPresenter(settings.watch_timeout_seconds),
+            editor=editor,
+            presenter=self.presenter,
             policy=PollPolicy(settings.poll_interval_seconds),
             batch_size=settings.suno_batch_size,
             token_margin=settings.interaction_expiry_margin_seconds,
             can_edit_channel=self.can_edit_channel,
             observer=metrics,
+            on_finished=self.completion.finished,
         )
         metrics.tracker_stats = self.tracker.stats
         self.coordinator: Coordinator | None = None
@@ -132,6 +184,8 @@ class SunoBot(commands.Bot):
         self._resuming: asyncio.Task[object] | None = None
 
     async def setup_hook(self) -> None:
+        # Buttons on every card ever sent keep working: their custom ids carry the task id.
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.set_translator(self.command_translator)
@@ -165,6 +219,19 @@ class SunoBot(commands.Bot):
             if resumed:
                 log.info("resumed %d unfinished watches", resumed)
             _settle_heap()
+            await self._follow_up_interrupted()
+
+    async def _follow_up_interrupted(self) -> None:
+        try:
+            self._resuming = asyncio.current_task()
+            followed = await self.completion.resume(self.keyed_relay)
+        except Exception:
+            log.exception("could not finish what follows the watches that ended before the stop")
+            return
+        finally:
+            self._resuming = None
+        if followed:
+            log.info("looked again at %d watches that ended just before the stop", followed)
 
     async def close(self) -> None:
         resuming, self._resuming = self._resuming, None
@@ -172,6 +239,8 @@ class SunoBot(commands.Bot):
             resuming.cancel()
             await asyncio.gather(resuming, return_exceptions=True)
         await self.tracker.close()
+        if self.audio is not None:
+            await self.audio.close()
         await super().close()
         self.metrics.gateway(connected=False)
 
@@ -253,7 +322,7 @@ def make_bot(
     *,
     settings: Settings,
     relay: RelayClient,
-    store: WatchStore,
+    store: BotStore,
     keys: MemberKeys,
     metrics: Metrics | None = None,
     instance: str | None = None,

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.audio import DEFAULT_AUDIO_HOSTS, AudioHost, parse_audio_hosts
 from bot.safety import safe_url
 
 
@@ -108,6 +109,11 @@ def split_address(address: str) -> tuple[str, int]:
     if not colon or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError("expected host:port")
     return host, int(port)
+
+
+def _audio_hosts(value: str) -> str:
+    parse_audio_hosts(value)
+    return value
 
 
 def _metrics_address(value: str | None) -> str | None:
@@ -214,6 +220,14 @@ class Settings(BaseSettings):
     cluster_lease_seconds: float = Field(
         default=15.0, ge=1, le=300, description="a number of seconds from 1 to 300"
     )
+    attach_audio: bool = Field(default=True, description="true or false")
+    audio_hosts: Annotated[str, AfterValidator(_audio_hosts)] = Field(
+        default=DEFAULT_AUDIO_HOSTS,
+        description="comma-separated host or host:port entries, e.g. cdn1.suno.ai,cdn2.suno.ai",
+    )
+    audio_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="a number of seconds from 0 to 600"
+    )
     # Member and server relay keys are on only with this set: the first key encrypts, every
     # key listed decrypts (older ones stay listed while keys are re-encrypted).
     key_encryption_secret: Annotated[
@@ -255,6 +269,10 @@ class Settings(BaseSettings):
         if self.shard_ids is None:
             return list(range(self.shard_count))
         return shard_ids(self.shard_ids)
+
+    @property
+    def audio_host_list(self) -> tuple[AudioHost, ...]:
+        return parse_audio_hosts(self.audio_hosts)
 
     @property
     def key_encryption_secrets(self) -> tuple[SecretStr, ...]:

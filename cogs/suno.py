@@ -19,11 +19,10 @@ from bot.render import (
     DIGEST_MARK,
     PICK_EVENT,
     ClipPicker,
+    Notice,
     RenderedMessage,
     render_error,
     render_picked,
-    render_task,
-    render_unanswered,
     task_digest,
 )
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
@@ -71,23 +70,36 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
     @app_commands.describe(
         task_id=command_text("command.status.task_id"),
         private=command_text("command.status.private"),
+        notify=command_text("command.status.notify"),
     )
-    async def status(self, interaction: Interaction, task_id: str, private: bool = False) -> None:
+    async def status(
+        self, interaction: Interaction, task_id: str, private: bool = False, notify: bool = False
+    ) -> None:
         task_id = normalize_task_id(task_id)
         choice = await self.bot.keys.choose(interaction.user.id, interaction.guild_id)
         fetch = asyncio.ensure_future(self.bot.keyed_relay.fetch(task_id, choice.key_id))
         try:
             done, _ = await asyncio.wait({fetch}, timeout=ACKNOWLEDGE_BUDGET_SECONDS)
             if not done:
-                await self._answer_late(interaction, task_id, fetch, choice, private=private)
+                await self._answer_late(
+                    interaction, task_id, fetch, choice, private=private, notify=notify
+                )
                 return
             failure = _transient(fetch.exception())
             if failure is not None:
                 # The relay may be fine a second later: the message waits and the tracker asks.
                 locale = _card_locale(interaction, private=private)
-                rendered = render_unanswered(task_id, locale=locale)
+                rendered = self.bot.presenter.unanswered(
+                    task_id, locale=locale, notice=Notice.RELAY_RETRYING
+                )
                 await self._reply(
-                    interaction, task_id, rendered, choice, failure=failure, private=private
+                    interaction,
+                    task_id,
+                    rendered,
+                    choice,
+                    failure=failure,
+                    private=private,
+                    notify=notify,
                 )
             elif isinstance(fetch.exception(), RelayError):
                 # A missing task or a refused key: a private note, and nothing to watch.
@@ -98,7 +110,13 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
                 task = fetch.result()
                 rendered = self._render(interaction, task, private=private)
                 await self._reply(
-                    interaction, task_id, rendered, choice, task=task, private=private
+                    interaction,
+                    task_id,
+                    rendered,
+                    choice,
+                    task=task,
+                    private=private,
+                    notify=notify,
                 )
         finally:
             fetch.cancel()
@@ -120,14 +138,13 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         choice: KeyChoice,
         *,
         private: bool,
+        notify: bool = False,
         task: Task | None = None,
         failure: RelayError | None = None,
     ) -> None:
-        """Answers with `rendered`; the watch that keeps it current is stored before."""
-        if task is not None and task.is_terminal:
-            await interaction.response.send_message(view=rendered.view(), ephemeral=private)
-            return
-        new_watch = self._new_watch(interaction, task_id, choice, private=private)
+        """Answers with `rendered`; the watch that keeps it current is stored before (a task
+        already finished is stored too, so its buttons find it and its songs follow)."""
+        new_watch = self._new_watch(interaction, task_id, choice, private=private, notify=notify)
         watch = await self.bot.store.add(new_watch)
         try:
             callback = await interaction.response.send_message(
@@ -138,7 +155,22 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             await self.bot.store.finish(watch.id, WatchOutcome.LOST)
             raise
         message_id = callback.message_id if callback is not None else None
+        if task is not None and task.is_terminal:
+            await self._finish_at_once(interaction, watch, task, message_id)
+            return
         await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
+
+    async def _finish_at_once(
+        self, interaction: Interaction, watch: Watch, task: Task, message_id: int | None
+    ) -> None:
+        """A watch whose first message already shows the finished task: nothing to keep
+        current, only what follows a finished task."""
+        if message_id is not None:
+            await self.bot.store.set_message_id(watch.id, message_id)
+        await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+        # The requester sees it done already: nobody is mentioned, the songs still follow.
+        watch = dataclasses.replace(watch, message_id=message_id, notify_requester=False)
+        self.bot.tracker.follow_up(watch, task, interaction.token)
 
     async def _answer_late(
         self,
@@ -148,10 +180,11 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         choice: KeyChoice,
         *,
         private: bool,
+        notify: bool,
     ) -> None:
         callback = await interaction.response.defer(ephemeral=private, thinking=True)
         # Stored before the relay answers, so a restart can still finish the "thinking" message.
-        new_watch = self._new_watch(interaction, task_id, choice, private=private)
+        new_watch = self._new_watch(interaction, task_id, choice, private=private, notify=notify)
         watch = await self.bot.store.add(new_watch)
         message_id = callback.message_id if callback is not None else None
         if message_id is not None:
@@ -170,7 +203,11 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         rendered = (
             self._render(interaction, task, private=private)
             if task is not None
-            else render_unanswered(task_id, locale=_card_locale(interaction, private=private))
+            else self.bot.presenter.unanswered(
+                task_id,
+                locale=_card_locale(interaction, private=private),
+                notice=Notice.RELAY_RETRYING,
+            )
         )
         try:
             # A deferred reply cannot carry the Components V2 flag; this first edit sets it.
@@ -181,7 +218,7 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             await self._start_watch(watch, task, None, message_id, failure=failure)
             return
         if task is not None and task.is_terminal:
-            await self.bot.store.finish(watch.id, WatchOutcome.FINISHED)
+            await self._finish_at_once(interaction, watch, task, message_id)
             return
         await self._start_watch(watch, task, rendered.fingerprint, message_id, failure=failure)
 
@@ -216,11 +253,17 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         self.bot.tracker.add(watch, task=task, poll_now=poll_now, failure=failure)
 
     def _render(self, interaction: Interaction, task: Task, *, private: bool) -> RenderedMessage:
-        # The first answer never carries a notice, so the watch timeout plays no part here.
-        return render_task(task, locale=_card_locale(interaction, private=private))
+        locale = _card_locale(interaction, private=private)
+        return self.bot.presenter.task(task, locale=locale, private=private)
 
     def _new_watch(
-        self, interaction: Interaction, task_id: str, choice: KeyChoice, *, private: bool
+        self,
+        interaction: Interaction,
+        task_id: str,
+        choice: KeyChoice,
+        *,
+        private: bool,
+        notify: bool = False,
     ) -> NewWatch:
         now = discord.utils.utcnow()
         return NewWatch(
@@ -236,6 +279,8 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
             token_expires_at=interaction.expires_at,
             deadline_at=now + timedelta(seconds=self.bot.settings.watch_timeout_seconds),
             key_id=choice.key_id,
+            attachment_size_limit=interaction.filesize_limit,
+            notify_requester=notify and not private,
         )
 
 

@@ -52,7 +52,7 @@ class Followed:
     def following(self) -> list[int]:
         return list(self.watches)
 
-    def follows(self, poll_key: PollKey) -> bool:
+    def polls(self, poll_key: PollKey) -> bool:
         return any(poll_key_of(w) == poll_key for w in self.watches.values())
 
     def tasks(self) -> set[str]:

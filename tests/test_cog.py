@@ -91,14 +91,15 @@ async def test_a_final_relay_answer_is_a_private_error_and_no_watch(
     assert outcomes(database) == []
 
 
-async def test_a_finished_task_is_the_reply_and_nothing_is_watched(
+async def test_a_finished_task_is_the_reply_stored_as_finished_and_nothing_is_watched(
     fake: FakeDiscord, relay: FakeRelay, bot: SunoBot, database: Path
 ) -> None:
     relay.add_task("done", music_timeline("done")[-1:])
     sent, message = await run(fake, bot, task_id="done")
     assert sent.callback is not None and sent.callback.type == 4
     assert message is not None and "**Status:** Done" in text_of(message)
-    assert outcomes(database) == []
+    # Stored, so that the card's buttons find it and its songs follow; never polled again.
+    assert outcomes(database) == [WatchOutcome.FINISHED]
     assert bot.tracker.stats().watches == 0
 
 

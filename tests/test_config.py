@@ -31,6 +31,9 @@ ALL_VARIABLES = [
     "SHARD_COUNT",
     "SHARD_IDS",
     "CLUSTER_LEASE_SECONDS",
+    "ATTACH_AUDIO",
+    "AUDIO_HOSTS",
+    "AUDIO_TIMEOUT_SECONDS",
     "KEY_ENCRYPTION_SECRET",
 ]
 
@@ -60,6 +63,12 @@ def test_defaults_follow_the_configuration_contract(monkeypatch: pytest.MonkeyPa
     assert settings.log_level == "INFO"
     assert settings.suno_batch_size == 100
     assert settings.metrics_address is None  # no health and metrics endpoint unless asked
+    assert settings.attach_audio is True
+    assert {entry.host for entry in settings.audio_host_list} == {
+        "cdn1.suno.ai",
+        "cdn2.suno.ai",
+        "audiopipe.suno.ai",
+    }
 
 
 @pytest.mark.parametrize("missing", list(REQUIRED))
@@ -318,6 +327,31 @@ def test_a_postgresql_url_selects_the_shared_store_and_is_never_shown(
 def test_a_sqlite_process_may_run_every_shard_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     set_required(monkeypatch, SHARD_COUNT="2", SHARD_IDS="0-1")
     assert load_settings().shards == [0, 1]
+
+
+def test_audio_hosts_take_hosts_and_host_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, AUDIO_HOSTS=" CDN.example.com , 127.0.0.1:8080,[::1]:9000 ")
+    hosts = load_settings().audio_host_list
+    assert [(entry.host, entry.port) for entry in hosts] == [
+        ("cdn.example.com", None),
+        ("127.0.0.1", 8080),
+        ("::1", 9000),
+    ]
+
+
+@pytest.mark.parametrize("value", ["cdn.example.com:99999", "http://cdn.example.com", "a b"])
+def test_a_bad_audio_host_is_named_with_what_it_expects(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    set_required(monkeypatch, AUDIO_HOSTS=value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("AUDIO_HOSTS is invalid: expected comma-separated")
+
+
+def test_attach_audio_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, ATTACH_AUDIO="false")
+    assert load_settings().attach_audio is False
 
 
 def test_member_keys_are_off_unless_key_encryption_secret_is_set(

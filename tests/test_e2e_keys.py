@@ -479,7 +479,7 @@ async def test_on_postgresql_members_keys_follow_their_tasks_and_a_removed_key_e
         # On PostgreSQL a new watch is followed once its task's lease is taken.
         own = await bot.keys.status(KeyOwner.USER, ALICE)
         assert own is not None
-        await fake.wait_for(lambda: bot.tracker.follows((own.id, "alice-long")))
+        await fake.wait_for(lambda: bot.tracker.polls((own.id, "alice-long")))
         await fake.wait_for(lambda: shows(fake, alice, "Generating"))
         answer = await run(fake, "remove", user_id=ALICE)
         await fake.wait_for(lambda: shows(fake, alice, "Live updates ended"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -630,3 +631,60 @@ def test_a_well_formed_card_is_accepted() -> None:
 def test_each_broken_components_v2_rule_is_reported(body: dict[str, Any], problem: str) -> None:
     problems = message_violations(body)
     assert any(problem in line for line in problems), problems
+
+
+async def test_a_reply_records_what_it_replies_to_and_whom_it_may_ping(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    _, message, _ = await answered(fake, bot)
+    partial = bot.get_partial_messageable(fake.channel_id).get_partial_message(message.id)
+    allowed = discord.AllowedMentions(users=[discord.Object(id=42)], replied_user=False)
+
+    await partial.reply("<@42> done", allowed_mentions=allowed)
+
+    [reply] = fake.replies_to(message.id)
+    assert reply.content == "<@42> done"
+    assert reply.allowed_mentions is not None and reply.allowed_mentions["users"] == [42]
+    assert reply.payload["message_reference"]["message_id"] == str(message.id)
+
+
+async def test_a_reply_to_a_deleted_message_is_refused(fake: FakeDiscord, bot: KitBot) -> None:
+    _, message, _ = await answered(fake, bot)
+    fake.delete_message(message.id)
+    partial = bot.get_partial_messageable(fake.channel_id).get_partial_message(message.id)
+
+    with pytest.raises(discord.HTTPException) as caught:
+        await partial.reply("too late")
+
+    assert caught.value.code == 50035
+    assert fake.replies_to(message.id) == []
+
+
+async def test_an_edit_with_a_file_attaches_it_typed_by_its_extension(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    _, message, _ = await answered(fake, bot)
+    partial = bot.get_partial_messageable(fake.channel_id).get_partial_message(message.id)
+
+    await partial.edit(attachments=[discord.File(io.BytesIO(b"ID3" * 100), "song-1.mp3")])
+
+    [attachment] = message.attachments
+    assert (attachment["filename"], attachment["size"]) == ("song-1.mp3", 300)
+    assert attachment["content_type"] == "audio/mpeg"
+    assert message.edits[-1].payload["attachments"] == [{"id": 0, "filename": "song-1.mp3"}]
+
+
+async def test_a_press_carries_the_member_permissions_it_is_given(
+    fake: FakeDiscord, bot: KitBot
+) -> None:
+    inter = await fake.interact(subcommand="button", options={})
+    await inter.wait_callback()
+    message = fake.message_for(inter)
+    assert message is not None
+    moderator = discord.Permissions(manage_messages=True).value
+
+    press = await fake.press_button(message.id, "refresh", user_id=7, permissions=moderator)
+
+    assert press.payload["member"]["permissions"] == str(moderator)
+    assert press.payload["member"]["user"]["id"] == "7"
+    assert fake.custom_ids(message.id) == ["refresh"]

@@ -182,7 +182,7 @@ async def test_a_running_bot_serves_its_health_and_figures_that_move_as_tasks_ru
     assert len(invite) == 1, bot.output
     assert invite[0].endswith(
         f"https://discord.com/oauth2/authorize?client_id={fake.application_id}"
-        "&scope=bot+applications.commands&permissions=84992"
+        "&scope=bot+applications.commands&permissions=117760"
     )
 
 
@@ -408,8 +408,8 @@ async def test_a_blocked_event_loop_shows_as_lag() -> None:
 
 
 def test_the_invite_asks_for_the_permissions_the_readme_lists() -> None:
-    assert INVITE_PERMISSIONS.value == 84992
-    assert "permissions=84992" in (REPO / "README.md").read_text()
+    assert INVITE_PERMISSIONS.value == 117760
+    assert "permissions=117760" in (REPO / "README.md").read_text()
 
 
 # -- python -m bot health ------------------------------------------------------------------

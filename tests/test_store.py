@@ -22,6 +22,7 @@ from bot.tracking import store as store_module
 from bot.tracking.backends import OpenStore, open_store
 from bot.tracking.store import (
     MIGRATIONS,
+    AudioState,
     Lease,
     NewWatch,
     SqliteWatchStore,
@@ -663,6 +664,9 @@ async def test_a_database_from_before_leases_gets_them_and_keeps_its_watches(
     try:
         [kept] = await upgraded.active()
         assert (kept.task_id, kept.key_id, kept.interaction_token) == ("old-task", None, "token")
+        # Watches from before the song files and buttons get Discord's default upload limit.
+        assert kept.attachment_size_limit == 10 * 1024 * 1024
+        assert not kept.notify_requester and not kept.announced and kept.audio is None
         assert await upgraded.acquire_lease("store", "first", ttl=15)
     finally:
         await upgraded.close()
@@ -770,6 +774,65 @@ async def test_closing_twice_is_harmless(store_url: str) -> None:
     opened = await open_store(store_url)
     await opened.close()
     await opened.close()
+
+
+# Buttons and what follows a finished task
+
+
+async def test_a_watch_is_found_by_its_message(store: OpenStore) -> None:
+    first = await store.add(new_watch(attachment_size_limit=25 * 1024 * 1024))
+    await store.set_message_id(first.id, 777)
+    found = await store.by_message(777)
+    assert found is not None and found.id == first.id
+    assert found.attachment_size_limit == 25 * 1024 * 1024
+    assert await store.by_message(778) is None
+
+
+async def test_subscribers_toggle_and_go_with_their_watch(store: OpenStore) -> None:
+    watch = await store.add(new_watch())
+    assert await store.toggle_subscriber(watch.id, 11) is True
+    assert await store.toggle_subscriber(watch.id, 12) is True
+    assert await store.toggle_subscriber(watch.id, 11) is False
+    assert await store.subscribers(watch.id) == [12]
+    await store.finish(watch.id, WatchOutcome.FINISHED)
+    await store.prune_finished(datetime.now(UTC) + timedelta(seconds=1))
+    assert await store.subscribers(watch.id) == []
+
+
+async def test_the_completion_reply_is_claimed_once(store: OpenStore) -> None:
+    watch = await store.add(new_watch(notify_requester=True))
+    claims = await asyncio.gather(*(store.claim_announcement(watch.id) for _ in range(5)))
+    assert sorted(claims) == [False, False, False, False, True]
+    stored = await store.get(watch.id)
+    assert stored is not None and stored.announced and stored.notify_requester
+
+
+async def test_song_downloads_are_tried_a_few_times_then_never_again(
+    store: OpenStore,
+) -> None:
+    watch = await store.add(new_watch())
+    assert [await store.claim_audio_attempt(watch.id, 2) for _ in range(3)] == [True, True, False]
+    other = await store.add(new_watch())
+    assert await store.claim_audio_attempt(other.id, 2)
+    await store.set_audio(other.id, AudioState.ATTACHED)
+    assert not await store.claim_audio_attempt(other.id, 2)
+    stored = await store.get(other.id)
+    assert stored is not None and stored.audio is AudioState.ATTACHED
+
+
+async def test_an_ended_watch_is_revived_with_a_new_token(store: OpenStore) -> None:
+    watch = await store.add(new_watch())
+    await store.finish(watch.id, WatchOutcome.TIMED_OUT)
+    revived = await store.revive(
+        watch.id,
+        token="new-token",
+        token_expires_at=NOW + timedelta(minutes=15),
+        deadline_at=NOW + timedelta(hours=1),
+    )
+    assert revived.outcome is WatchOutcome.ACTIVE
+    assert revived.interaction_token == "new-token"
+    assert revived.deadline_at == NOW + timedelta(hours=1)
+    assert [w.id for w in await store.active()] == [watch.id]
 
 
 # Member and server relay keys

@@ -13,7 +13,7 @@ import pytest
 from bot.tracking import postgres as postgres_module
 from bot.tracking.poller import PollKey
 from bot.tracking.postgres import MIGRATIONS, PostgresWatchStore, redacted
-from bot.tracking.store import StoreError, WatchOutcome
+from bot.tracking.store import AudioState, StoreError, WatchOutcome
 from tests.kit.postgres_server import PostgresServer
 from tests.test_store import new_watch
 
@@ -54,7 +54,7 @@ async def test_a_new_database_gets_every_migration_once(postgres_url: str) -> No
     assert {"watches", "meta", "leases", "task_leases", "schema_migrations"} <= tables
 
 
-async def test_a_database_from_before_keys_gets_them_and_keeps_its_watches_and_leases(
+async def test_a_database_from_its_first_version_is_upgraded_keeping_watches_and_leases(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patched:
@@ -73,11 +73,21 @@ async def test_a_database_from_before_keys_gets_them_and_keeps_its_watches_and_l
         "INSERT INTO task_leases (task_id, owner, expires_at)"
         " VALUES ('kept', 'leader', now() + interval '1 hour')",
     )
+    await query(
+        postgres_url,
+        "INSERT INTO watches (task_id, application_id, requester_id, locale, ephemeral,"
+        " interaction_id, token_expires_at, deadline_at, created_at, updated_at, outcome)"
+        " VALUES ('ended', 1, 2, 'en-US', false, 4, now(), now(), now(), now(), 'finished')",
+    )
 
     upgraded = await PostgresWatchStore.open(postgres_url)
     try:
         [kept] = await upgraded.active()
         assert (kept.task_id, kept.key_id) == ("kept", None)
+        # A watch that ended before songs and buttons existed has nothing left to follow it.
+        ended = await upgraded.by_interaction(4)
+        assert ended is not None and ended.announced and ended.audio is AudioState.GIVEN_UP
+        assert not await upgraded.claim_announcement(ended.id)
         # The lease is the operator's key's now; the same task id with a member's key is free.
         assert not await upgraded.claim_task((None, "kept"), "other", ttl=15)
         key = await upgraded.put_key("user", 7, b"ciphertext", "abcd")

@@ -1132,10 +1132,12 @@ async def test_render_failure_for_one_watch_does_not_stop_the_others(
         rig.relay.add_task(task_id, music_timeline(task_id))
 
     class Faulty(StatusPresenter):
-        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        def task(
+            self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+        ) -> RenderedMessage:
             if locale == "xx-broken":
                 raise RuntimeError("render failed")
-            return super().task(task, locale=locale, notice=notice)
+            return super().task(task, locale=locale, notice=notice, private=private)
 
     tracker = rig.tracker(start=False, presenter=Faulty(WATCH_TIMEOUT))
     broken = await rig.stored_watch(task_ids[0], locale="xx-broken")
@@ -1164,10 +1166,12 @@ async def test_render_failure_at_a_deadline_does_not_stop_polling(
     rig.relay.add_task(running, music_timeline(running))
 
     class Faulty(StatusPresenter):
-        def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> RenderedMessage:
+        def task(
+            self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+        ) -> RenderedMessage:
             if notice is Notice.AUTO_REFRESH_STOPPED:
                 raise RuntimeError("render failed")
-            return super().task(task, locale=locale, notice=notice)
+            return super().task(task, locale=locale, notice=notice, private=private)
 
     tracker = rig.tracker(start=False, presenter=Faulty(WATCH_TIMEOUT))
     late = await rig.watch(tracker, overdue, task=await rig.first_answer(overdue), deadline_in=-1.0)

@@ -328,7 +328,7 @@ async def test_the_command_is_described_in_every_supported_language(synced: JSON
 async def test_suno_status_task_id_is_typed_the_same_in_every_client(synced: JSONObject) -> None:
     [status] = synced["options"]
     parts = [synced, status, *status["options"]]
-    assert [part["name"] for part in parts] == ["suno", "status", "task_id", "private"]
+    assert [part["name"] for part in parts] == ["suno", "status", "task_id", "private", "notify"]
     assert all(not part.get("name_localizations") for part in parts)
 
 

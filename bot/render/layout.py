@@ -101,6 +101,7 @@ class Notice(StrEnum):
     RELAY_RETRYING = "relay_retrying"
     AUTO_REFRESH_STOPPED = "auto_refresh_stopped"
     LIVE_UPDATES_ENDED = "live_updates_ended"
+    UPDATES_STOPPED = "updates_stopped"
 
 
 def _duration(seconds: float) -> str:

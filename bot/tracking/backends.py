@@ -7,10 +7,10 @@ from typing import Protocol
 from bot.config import is_postgres_url, sqlite_path
 from bot.keys import KeyStore
 from bot.tracking.postgres import PostgresWatchStore, redacted
-from bot.tracking.store import SqliteWatchStore, StoreObserver, WatchStore
+from bot.tracking.store import BotStore, SqliteWatchStore, StoreObserver
 
 
-class OpenStore(WatchStore, KeyStore, Protocol):
+class OpenStore(BotStore, KeyStore, Protocol):
     """A store as the runner holds it: the contract, the relay keys, and whether it is
     still open."""
 

@@ -81,7 +81,7 @@ class Followers(Protocol):
 
     def following(self) -> list[int]: ...
 
-    def follows(self, poll_key: PollKey) -> bool: ...
+    def polls(self, poll_key: PollKey) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +223,7 @@ class Coordinator:
         for watch in watches:
             poll_key = (watch.key_id, watch.task_id)
             if poll_key in self.held:
-                tracker.follow(watch, task=None, poll_now=not tracker.follows(poll_key))
+                tracker.follow(watch, task=None, poll_now=not tracker.polls(poll_key))
         return len(watches)
 
     def _let_go_if_lapsed(self) -> None:
@@ -266,7 +266,7 @@ class Coordinator:
             return
         poll_key = (watch.key_id, watch.task_id)
         if poll_key in self.held:
-            poll_now = not self._tracker.follows(poll_key)
+            poll_now = not self._tracker.polls(poll_key)
             self._tracker.follow(watch, task=None, poll_now=poll_now)
 
     def _on_release(self, owner: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from enum import Enum
 from typing import Any, Final, Protocol, cast
 
@@ -82,20 +82,30 @@ class MessageEditor:
         self._observer = observer
 
     async def edit_original(
-        self, application_id: int, token: str, message: MessageContent
+        self,
+        application_id: int,
+        token: str,
+        message: MessageContent,
+        *,
+        files: Sequence[discord.File] = (),
     ) -> EditResult:
         # Through the interaction's webhook, as Interaction.edit_original_response does: the
         # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
         # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
-        request = webhook.edit_message(ORIGINAL_RESPONSE, **_card_edit(message))
+        request = webhook.edit_message(ORIGINAL_RESPONSE, **_card_edit(message, files))
         return await self._attempt(request, via="interaction", route="token")
 
     async def edit_channel_message(
-        self, channel_id: int, message_id: int, message: MessageContent
+        self,
+        channel_id: int,
+        message_id: int,
+        message: MessageContent,
+        *,
+        files: Sequence[discord.File] = (),
     ) -> EditResult:
         channel = self._client.get_partial_messageable(channel_id)
-        request = channel.get_partial_message(message_id).edit(**_card_edit(message))
+        request = channel.get_partial_message(message_id).edit(**_card_edit(message, files))
         return await self._attempt(request, via="channel", route="channel")
 
     async def _attempt(self, request: Awaitable[Any], *, via: str, route: str) -> EditResult:
@@ -117,11 +127,16 @@ class MessageEditor:
         return result
 
 
-def _card_edit(message: MessageContent) -> dict[str, Any]:
+def _card_edit(message: MessageContent, files: Sequence[discord.File] = ()) -> dict[str, Any]:
     """The edit that shows `message`: discord.py sets the Components V2 flag for a layout, and
     `embeds: []` turns a message that still shows embeds (sent before the cards) into a card
-    (discord.py's typing offers no `embeds` beside a layout; its edit sends both as given)."""
-    return {"embeds": [], "view": message.view()}
+    (discord.py's typing offers no `embeds` beside a layout; its edit sends both as given).
+    `attachments` is sent only with files: leaving it out keeps the message's attachments (the
+    songs stay on later edits), and an empty list would remove them."""
+    edit: dict[str, Any] = {"embeds": [], "view": message.view()}
+    if files:
+        edit["attachments"] = list(files)
+    return edit
 
 
 def _describe(error: Exception) -> str:

@@ -19,6 +19,9 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bot.tracking.poller import PollKey
 from bot.tracking.store import (
+    DEFAULT_ATTACHMENT_SIZE_LIMIT,
+    AudioState,
+    BotStore,
     Lease,
     NewWatch,
     StoredKey,
@@ -26,7 +29,6 @@ from bot.tracking.store import (
     StoreObserver,
     Watch,
     WatchOutcome,
-    WatchStore,
 )
 
 log = logging.getLogger(__name__)
@@ -126,12 +128,42 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX watches_active_poll_keys ON watches (task_id, (coalesce(key_id, 0)))"
         " WHERE outcome = 'active'",
     ),
+    (
+        # A watch can end because a member stopped its updates.
+        "ALTER TABLE watches DROP CONSTRAINT watches_outcome_check",
+        "ALTER TABLE watches ADD CONSTRAINT watches_outcome_check"
+        " CHECK (outcome IN ('active', 'finished', 'timed_out', 'lost', 'stopped'))",
+        # What follows a finished task: the upload limit of the interaction that asked (bytes),
+        # whether the requester asked to be mentioned, whether the completion reply went out,
+        # and the song files: NULL until tried, then 'attached' or 'given_up'.
+        "ALTER TABLE watches ADD COLUMN attachment_size_limit BIGINT NOT NULL"
+        f" DEFAULT {DEFAULT_ATTACHMENT_SIZE_LIMIT}",
+        "ALTER TABLE watches ADD COLUMN notify_requester BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE watches ADD COLUMN announced BOOLEAN NOT NULL DEFAULT false",
+        "ALTER TABLE watches ADD COLUMN audio TEXT CHECK (audio IN ('attached', 'given_up'))",
+        "ALTER TABLE watches ADD COLUMN audio_attempts INTEGER NOT NULL DEFAULT 0",
+        # Watches that ended before this step had nothing follow them, and never will.
+        "UPDATE watches SET announced = true, audio = 'given_up' WHERE outcome <> 'active'",
+        # The buttons on a message find its watch by the message, or by the command.
+        "CREATE INDEX watches_message_id ON watches (message_id)",
+        "CREATE INDEX watches_interaction_id ON watches (interaction_id)",
+        # Who pressed "Notify me" on a watch's message, in the order they pressed it.
+        """
+        CREATE TABLE subscribers (
+            watch_id BIGINT NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+            user_id BIGINT NOT NULL,
+            position BIGINT GENERATED ALWAYS AS IDENTITY,
+            PRIMARY KEY (watch_id, user_id)
+        )
+        """,
+    ),
 ]
 
 _WATCH_COLUMNS = """
     id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
     interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-    last_fingerprint, outcome, created_at, updated_at, key_id
+    last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+    notify_requester, announced, audio
 """
 _KEY_COLUMNS = "id, owner_kind, owner_id, ciphertext, last4, set_at"
 
@@ -160,7 +192,7 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class PostgresWatchStore(WatchStore):
+class PostgresWatchStore(BotStore):
     """Watches in PostgreSQL, through a pool of connections shared by every task."""
 
     def __init__(self, pool: asyncpg.Pool, url: str, observer: StoreObserver | None = None) -> None:
@@ -278,8 +310,11 @@ class PostgresWatchStore(WatchStore):
             INSERT INTO watches (
                 task_id, application_id, guild_id, channel_id, requester_id, locale,
                 ephemeral, interaction_id, interaction_token, token_expires_at,
-                deadline_at, outcome, created_at, updated_at, key_id
-            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, $13)
+                deadline_at, outcome, created_at, updated_at, key_id, attachment_size_limit,
+                notify_requester
+            ) VALUES (
+                $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, $13, $14, $15
+            )
             RETURNING id
             """,
             watch.task_id,
@@ -295,6 +330,8 @@ class PostgresWatchStore(WatchStore):
             deadline,
             now,
             watch.key_id,
+            watch.attachment_size_limit,
+            watch.notify_requester,
         )
         return Watch(
             id=int(rows[0]["id"]),
@@ -315,6 +352,8 @@ class PostgresWatchStore(WatchStore):
             created_at=now,
             updated_at=now,
             key_id=watch.key_id,
+            attachment_size_limit=watch.attachment_size_limit,
+            notify_requester=watch.notify_requester,
         )
 
     async def _update_watch(self, watch_id: int, action: str, sql: str, *args: Any) -> None:
@@ -385,6 +424,107 @@ class PostgresWatchStore(WatchStore):
             "DELETE FROM watches WHERE outcome <> 'active' AND updated_at < $1",
             cutoff,
         )
+
+    # -- what follows a finished task, and the buttons -----------------------------------
+
+    async def _one(self, where: str, *args: Any) -> Watch | None:
+        rows = await self._fetch(
+            "read a watch",
+            f"SELECT {_WATCH_COLUMNS} FROM watches WHERE {where} ORDER BY id DESC LIMIT 1",  # noqa: S608 - constant columns and conditions
+            *args,
+        )
+        return _watch_from_row(rows[0]) if rows else None
+
+    async def by_message(self, message_id: int) -> Watch | None:
+        return await self._one("message_id = $1", message_id)
+
+    async def by_interaction(self, interaction_id: int) -> Watch | None:
+        return await self._one("interaction_id = $1", interaction_id)
+
+    async def get(self, watch_id: int) -> Watch | None:
+        return await self._one("id = $1", watch_id)
+
+    async def revive(
+        self, watch_id: int, *, token: str, token_expires_at: datetime, deadline_at: datetime
+    ) -> Watch:
+        rows = await self._fetch(
+            "restart a watch",
+            "UPDATE watches SET outcome = 'active', interaction_token = $1,"  # noqa: S608 - a constant column list
+            " token_expires_at = $2, deadline_at = $3, updated_at = $4 WHERE id = $5"
+            f" RETURNING {_WATCH_COLUMNS}",
+            token,
+            _aware(token_expires_at, "token_expires_at"),
+            _aware(deadline_at, "deadline_at"),
+            _moment(_now()),
+            watch_id,
+        )
+        if not rows:
+            raise LookupError(f"no watch with id {watch_id}")
+        return _watch_from_row(rows[0])
+
+    async def toggle_subscriber(self, watch_id: int, user_id: int) -> bool:
+        with self._failures("change a subscription"):
+            async with self._pool.acquire() as connection, connection.transaction():
+                removed = await connection.fetch(
+                    "DELETE FROM subscribers WHERE watch_id = $1 AND user_id = $2"
+                    " RETURNING user_id",
+                    watch_id,
+                    user_id,
+                )
+                if removed:
+                    return False
+                await connection.execute(
+                    "INSERT INTO subscribers (watch_id, user_id) VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING",
+                    watch_id,
+                    user_id,
+                )
+        return True
+
+    async def subscribers(self, watch_id: int) -> list[int]:
+        rows = await self._fetch(
+            "read subscriptions",
+            "SELECT user_id FROM subscribers WHERE watch_id = $1 ORDER BY position",
+            watch_id,
+        )
+        return [int(row["user_id"]) for row in rows]
+
+    async def claim_announcement(self, watch_id: int) -> bool:
+        claimed = await self._fetch(
+            "record a completion reply",
+            "UPDATE watches SET announced = true WHERE id = $1 AND NOT announced RETURNING id",
+            watch_id,
+        )
+        return bool(claimed)
+
+    async def claim_audio_attempt(self, watch_id: int, max_attempts: int) -> bool:
+        claimed = await self._fetch(
+            "record a song download",
+            "UPDATE watches SET audio_attempts = audio_attempts + 1"
+            " WHERE id = $1 AND audio IS NULL AND audio_attempts < $2 RETURNING id",
+            watch_id,
+            max_attempts,
+        )
+        return bool(claimed)
+
+    async def set_audio(self, watch_id: int, state: AudioState) -> None:
+        await self._update_watch(
+            watch_id,
+            "record the song files",
+            "UPDATE watches SET audio = $1 WHERE id = $2",
+            state.value,
+            watch_id,
+        )
+
+    async def unfollowed(self, since: datetime) -> list[Watch]:
+        rows = await self._fetch(
+            "read finished watches",
+            f"SELECT {_WATCH_COLUMNS} FROM watches"  # noqa: S608 - a constant column list
+            " WHERE outcome = 'finished' AND updated_at >= $1"
+            " AND (audio IS NULL OR NOT announced) ORDER BY id",
+            _aware(since, "since"),
+        )
+        return [_watch_from_row(row) for row in rows]
 
     async def get_meta(self, key: str) -> str | None:
         rows = await self._fetch("read a setting", "SELECT value FROM meta WHERE key = $1", key)
@@ -777,6 +917,10 @@ def _watch_from_row(row: asyncpg.Record) -> Watch:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         key_id=row["key_id"],
+        attachment_size_limit=row["attachment_size_limit"],
+        notify_requester=row["notify_requester"],
+        announced=row["announced"],
+        audio=AudioState(row["audio"]) if row["audio"] is not None else None,
     )
 
 

@@ -17,6 +17,9 @@ import aiosqlite
 
 from bot.tracking.commits import GroupCommitter
 
+# Discord's upload limit when an interaction does not say (10 MiB).
+DEFAULT_ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+
 # How long a statement waits for another connection's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
 
@@ -88,15 +91,76 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " REFERENCES relay_keys (id) ON DELETE SET NULL",
         "CREATE INDEX watches_key_id ON watches (key_id) WHERE key_id IS NOT NULL",
     ),
+    (
+        # What follows a finished task: the upload limit of the interaction that asked (bytes),
+        # whether the requester asked to be mentioned, whether the completion reply went out,
+        # and the song files: NULL until tried, then 'attached' or 'given_up'.
+        "ALTER TABLE watches ADD COLUMN attachment_size_limit INTEGER NOT NULL"
+        f" DEFAULT {DEFAULT_ATTACHMENT_SIZE_LIMIT}",
+        "ALTER TABLE watches ADD COLUMN notify_requester INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE watches ADD COLUMN announced INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE watches ADD COLUMN audio TEXT",
+        "ALTER TABLE watches ADD COLUMN audio_attempts INTEGER NOT NULL DEFAULT 0",
+        # Watches that ended before this step had nothing follow them, and never will.
+        "UPDATE watches SET announced = 1, audio = 'given_up' WHERE outcome != 'active'",
+        # The buttons on a message find its watch by the message.
+        "CREATE INDEX watches_message_id ON watches (message_id)",
+        # Who pressed "Notify me" on a watch's message.
+        """
+        CREATE TABLE subscribers (
+            watch_id INTEGER NOT NULL REFERENCES watches (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL,
+            PRIMARY KEY (watch_id, user_id)
+        )
+        """,
+    ),
 ]
 
 _SELECT_ACTIVE = """
     SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
         interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+        notify_requester, announced, audio
     FROM watches
     WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
     ORDER BY id
+"""
+_SELECT_BY_MESSAGE = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE message_id = ?
+    ORDER BY id DESC
+    LIMIT 1
+"""
+_SELECT_BY_INTERACTION = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE interaction_id = ?
+    ORDER BY id DESC
+    LIMIT 1
+"""
+_SELECT_FOLLOW_UPS = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE outcome = 'finished' AND updated_at >= ? AND (audio IS NULL OR announced = 0)
+    ORDER BY id
+"""
+_SELECT_BY_ID = """
+    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+        notify_requester, announced, audio
+    FROM watches
+    WHERE id = ?
 """
 
 
@@ -106,6 +170,15 @@ class WatchOutcome(StrEnum):
     TIMED_OUT = "timed_out"
     # The message can no longer be edited: deleted, no access, or token expired with no fallback.
     LOST = "lost"
+    # Someone pressed "Stop updates".
+    STOPPED = "stopped"
+
+
+class AudioState(StrEnum):
+    """What became of a finished watch's song files."""
+
+    ATTACHED = "attached"
+    GIVEN_UP = "given_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +198,8 @@ class NewWatch:
     deadline_at: datetime
     # The member or server key the task is polled with (its row); None: the operator's key.
     key_id: int | None = None
+    attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
+    notify_requester: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +223,10 @@ class Watch:
     outcome: WatchOutcome
     created_at: datetime
     updated_at: datetime
+    attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
+    notify_requester: bool = False
+    announced: bool = False
+    audio: AudioState | None = None
     key_id: int | None = None
 
 
@@ -243,12 +322,60 @@ class WatchStore(LeaseStore, Protocol):
     async def close(self) -> None: ...
 
 
+class FollowUpStore(Protocol):
+    """What the buttons and the steps after a finished task keep in the store."""
+
+    async def by_message(self, message_id: int) -> Watch | None:
+        """The newest watch shown in `message_id`, whatever its outcome."""
+        ...
+
+    async def by_interaction(self, interaction_id: int) -> Watch | None:
+        """The newest watch started by the command `interaction_id` (its message id may not
+        be recorded yet in the instant after the answer)."""
+        ...
+
+    async def get(self, watch_id: int) -> Watch | None: ...
+
+    async def revive(
+        self, watch_id: int, *, token: str, token_expires_at: datetime, deadline_at: datetime
+    ) -> Watch:
+        """Make an ended watch active again, edited through a new interaction's token."""
+        ...
+
+    async def toggle_subscriber(self, watch_id: int, user_id: int) -> bool:
+        """Subscribe `user_id` to the watch's completion reply, or unsubscribe; True when
+        subscribed now."""
+        ...
+
+    async def subscribers(self, watch_id: int) -> list[int]: ...
+
+    async def claim_announcement(self, watch_id: int) -> bool:
+        """True for the one caller that may send the watch's completion reply."""
+        ...
+
+    async def claim_audio_attempt(self, watch_id: int, max_attempts: int) -> bool:
+        """True when the song files are still to be attached and fewer than `max_attempts`
+        tries were made; counts this try."""
+        ...
+
+    async def set_audio(self, watch_id: int, state: AudioState) -> None: ...
+
+    async def unfollowed(self, since: datetime) -> list[Watch]:
+        """Finished watches (ended at or after `since`) whose reply or songs may still be due:
+        a stop or crash came between the last edit and what follows it."""
+        ...
+
+
 class StoreObserver(Protocol):
     def store_error(self) -> None:
         """A statement failed (the metrics count these)."""
 
 
-class SqliteWatchStore(WatchStore):
+class BotStore(WatchStore, FollowUpStore, Protocol):
+    """Everything the bot keeps: watches, and what its buttons and follow-ups record."""
+
+
+class SqliteWatchStore(BotStore):
     """Watches in one SQLite file, through a single connection shared by every task."""
 
     def __init__(
@@ -398,8 +525,9 @@ class SqliteWatchStore(WatchStore):
                     INSERT INTO watches (
                         id, task_id, application_id, guild_id, channel_id, requester_id,
                         locale, ephemeral, interaction_id, interaction_token, token_expires_at,
-                        deadline_at, outcome, created_at, updated_at, key_id
-                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        deadline_at, outcome, created_at, updated_at, key_id,
+                        attachment_size_limit, notify_requester
+                    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 (
                     None,
@@ -418,6 +546,8 @@ class SqliteWatchStore(WatchStore):
                     stamp,
                     stamp,
                     watch.key_id,
+                    watch.attachment_size_limit,
+                    int(watch.notify_requester),
                 ),
             )
         moment = _from_unix(stamp)
@@ -440,6 +570,8 @@ class SqliteWatchStore(WatchStore):
             created_at=moment,
             updated_at=moment,
             key_id=watch.key_id,
+            attachment_size_limit=watch.attachment_size_limit,
+            notify_requester=watch.notify_requester,
         )
 
     async def set_message_id(self, watch_id: int, message_id: int) -> None:
@@ -496,6 +628,98 @@ class SqliteWatchStore(WatchStore):
             "DELETE FROM watches WHERE outcome != 'active' AND updated_at < ?",
             (_to_unix(before, "before"),),
         )
+
+    async def by_message(self, message_id: int) -> Watch | None:
+        return await self._one(_SELECT_BY_MESSAGE, (message_id,))
+
+    async def by_interaction(self, interaction_id: int) -> Watch | None:
+        return await self._one(_SELECT_BY_INTERACTION, (interaction_id,))
+
+    async def get(self, watch_id: int) -> Watch | None:
+        return await self._one(_SELECT_BY_ID, (watch_id,))
+
+    async def _one(self, sql: str, parameters: Sequence[Any]) -> Watch | None:
+        with self._failures("read a watch"):
+            rows = await self._read(sql, parameters)
+        return _watch_from_row(rows[0]) if rows else None
+
+    async def revive(
+        self, watch_id: int, *, token: str, token_expires_at: datetime, deadline_at: datetime
+    ) -> Watch:
+        await self._update_watch(
+            watch_id,
+            "restart a watch",
+            "UPDATE watches SET outcome = 'active', interaction_token = ?, token_expires_at = ?,"
+            " deadline_at = ?, updated_at = ? WHERE id = ?",
+            (
+                token,
+                _to_unix(token_expires_at, "token_expires_at"),
+                _to_unix(deadline_at, "deadline_at"),
+                _now(),
+                watch_id,
+            ),
+        )
+        watch = await self.get(watch_id)
+        assert watch is not None
+        return watch
+
+    async def _claim(self, action: str, sql: str, parameters: Sequence[Any]) -> bool:
+        """Runs a write whose outcome only one caller may get (a claim, a toggle): alone,
+        between group commits, since a batch cannot tell identical statements' counts apart."""
+        with self._failures(action):
+            async with self._commits.exclusive():
+                rows = await self._db.execute_fetchall(sql, parameters)
+        return bool(list(rows))
+
+    async def toggle_subscriber(self, watch_id: int, user_id: int) -> bool:
+        removed = await self._claim(
+            "change a subscription",
+            "DELETE FROM subscribers WHERE watch_id = ? AND user_id = ? RETURNING user_id",
+            (watch_id, user_id),
+        )
+        if removed:
+            return False
+        await self._update(
+            "change a subscription",
+            "INSERT OR IGNORE INTO subscribers (watch_id, user_id) VALUES (?, ?)",
+            (watch_id, user_id),
+        )
+        return True
+
+    async def subscribers(self, watch_id: int) -> list[int]:
+        with self._failures("read subscriptions"):
+            rows = await self._read(
+                "SELECT user_id FROM subscribers WHERE watch_id = ? ORDER BY rowid", (watch_id,)
+            )
+        return [int(row["user_id"]) for row in rows]
+
+    async def claim_announcement(self, watch_id: int) -> bool:
+        return await self._claim(
+            "record a completion reply",
+            "UPDATE watches SET announced = 1 WHERE id = ? AND announced = 0 RETURNING id",
+            (watch_id,),
+        )
+
+    async def claim_audio_attempt(self, watch_id: int, max_attempts: int) -> bool:
+        return await self._claim(
+            "record a song download",
+            "UPDATE watches SET audio_attempts = audio_attempts + 1"
+            " WHERE id = ? AND audio IS NULL AND audio_attempts < ? RETURNING id",
+            (watch_id, max_attempts),
+        )
+
+    async def set_audio(self, watch_id: int, state: AudioState) -> None:
+        await self._update_watch(
+            watch_id,
+            "record the song files",
+            "UPDATE watches SET audio = ? WHERE id = ?",
+            (state.value, watch_id),
+        )
+
+    async def unfollowed(self, since: datetime) -> list[Watch]:
+        with self._failures("read finished watches"):
+            rows = await self._read(_SELECT_FOLLOW_UPS, (_to_unix(since, "since"),))
+        return [_watch_from_row(row) for row in rows]
 
     async def get_meta(self, key: str) -> str | None:
         with self._failures("read a setting"):
@@ -702,6 +926,10 @@ def _watch_from_row(row: aiosqlite.Row) -> Watch:
         outcome=WatchOutcome(row["outcome"]),
         created_at=_from_unix(row["created_at"]),
         updated_at=_from_unix(row["updated_at"]),
+        attachment_size_limit=row["attachment_size_limit"],
+        notify_requester=bool(row["notify_requester"]),
+        announced=bool(row["announced"]),
+        audio=AudioState(row["audio"]) if row["audio"] else None,
         key_id=row["key_id"],
     )
 

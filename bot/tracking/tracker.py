@@ -52,10 +52,19 @@ class Leadership(Protocol):
     async def close(self) -> None: ...
 
 
+# Told about a watch whose message shows its finished task: the watch, the task, and the
+# interaction token that can still edit the message (None: only the channel route is left).
+FinishedCallback = Callable[[Watch, Task, "str | None"], Coroutine[Any, Any, None]]
+
+
 class Presenter(Protocol):
     """Whoever owns the watches' presentation: turns a task or an error into a message."""
 
-    def task(self, task: Task, *, locale: str, notice: Notice | None = None) -> Message: ...
+    def task(
+        self, task: Task, *, locale: str, notice: Notice | None = None, private: bool = False
+    ) -> Message:
+        """`private`: the message is seen by its requester only."""
+        ...
 
     def unanswered(self, task_id: str, *, locale: str, notice: Notice) -> Message:
         """A task the relay has given no answer about: its id and why the message waits."""
@@ -104,8 +113,10 @@ class Tracker:
         can_edit_channel: Callable[[Watch], bool],
         clock: Clock | None = None,
         observer: FinalEditObserver | None = None,
+        on_finished: FinishedCallback | None = None,
     ) -> None:
         self._store = store
+        self._on_finished = on_finished
         self._observer = observer
         self._editor = editor
         self._presenter = presenter
@@ -186,7 +197,7 @@ class Tracker:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
         and `failure` what went wrong when the relay was last asked, if it failed. In a
         cluster a task another process leads is followed there."""
-        if self._leadership is not None and not self.follows((watch.key_id, watch.task_id)):
+        if self._leadership is not None and not self.polls((watch.key_id, watch.task_id)):
             self._leadership.offer(watch, task=task, poll_now=poll_now, failure=failure)
             return
         self.follow(watch, task=task, poll_now=poll_now, failure=failure)
@@ -240,6 +251,35 @@ class Tracker:
             self.add(watch, task=None, poll_now=True)
         return len(watches)
 
+    def follow_up(self, watch: Watch, task: Task, token: str | None) -> None:
+        """Runs what follows a finished task for a watch whose message showed it at once."""
+        if self._on_finished is not None and task.is_terminal:
+            self._spawn(self._on_finished(watch, task, token))
+
+    def refresh(self, watch: Watch) -> bool:
+        """Asks the relay about the watch's task now; False when nothing follows it."""
+        if (watch.key_id, watch.task_id) not in self._followed:
+            return False
+        self._poller.track(watch.task_id, poll_now=True, last=None, key_id=watch.key_id)
+        self._wake.set()
+        return True
+
+    def stop(self, watch: Watch) -> bool:
+        """Ends `watch` with a last edit saying updates were stopped; False when it was not live."""
+        followed = self._followed.get((watch.key_id, watch.task_id))
+        updater = followed.updaters.get(watch.id) if followed is not None else None
+        if followed is None or updater is None or updater.outcome is not None:
+            return False
+        self._conclude(followed.polled, updater, Notice.UPDATES_STOPPED)
+        updater.conclude(WatchOutcome.STOPPED)
+        return True
+
+    def follows(self, watch: Watch) -> bool:
+        """Whether the watch's message is still kept current."""
+        followed = self._followed.get((watch.key_id, watch.task_id))
+        updater = followed.updaters.get(watch.id) if followed is not None else None
+        return updater is not None and updater.outcome is None
+
     def end_key(self, key_id: int) -> list[int]:
         """Ends every watch polled with key `key_id` (it is being removed): each message's
         last state says live updates ended. Returns the ids of the watches that ended."""
@@ -256,6 +296,14 @@ class Tracker:
         followed = self._followed.get(poll_key)
         if followed is None:
             return
+        task = followed.polled.last
+        if (
+            self._on_finished is not None
+            and updater.ended_as is WatchOutcome.FINISHED
+            and task is not None
+            and task.is_terminal
+        ):
+            self._spawn(self._on_finished(updater.watch, task, updater.live_token()))
         followed.updaters.pop(updater.id, None)
         if self._leadership is not None:
             self._leadership.watch_ended(updater.id)
@@ -275,7 +323,7 @@ class Tracker:
         """The ids of the watches this tracker keeps current."""
         return [watch_id for followed in self._followed.values() for watch_id in followed.updaters]
 
-    def follows(self, poll_key: PollKey) -> bool:
+    def polls(self, poll_key: PollKey) -> bool:
         """Whether this process polls `poll_key` (key, task id)."""
         return poll_key in self._followed
 
@@ -474,7 +522,10 @@ class Tracker:
         if updater.shows_source(source):
             return
         try:
-            message = self._presenter.task(task, locale=updater.watch.locale, notice=notice)
+            watch = updater.watch
+            message = self._presenter.task(
+                task, locale=watch.locale, notice=notice, private=watch.ephemeral
+            )
         except Exception:
             # One watch's message is left as it is; the task's other watches go on.
             log.exception("could not render task %s for watch %s", task.task_id, updater.id)

@@ -79,6 +79,7 @@ class MessageUpdater:
         "_token_expires",
         "deadline",
         "due_at",
+        "ended_as",
         "outcome",
         "watch",
     )
@@ -138,6 +139,7 @@ class MessageUpdater:
         self._editing = False
         self._retries = 0  # failed tries of the state being sent
         self._ended = False
+        self.ended_as: WatchOutcome | None = None  # how the watch ended, once it has
 
     @property
     def id(self) -> int:
@@ -157,6 +159,13 @@ class MessageUpdater:
         self.due_at = min(self.deadline, self._switch_at) if token is not None else self.deadline
         if self._on_due is not None:
             self._on_due(self)
+
+    def live_token(self) -> str | None:
+        """The interaction token while it may still edit the message (before the switch)."""
+        token = self._token or self._spare_token
+        if token is None or self._clock.monotonic() >= self._switch_at:
+            return None
+        return token
 
     def past_token_switch(self, now: float) -> bool:
         return self._token is not None and now >= self._switch_at
@@ -333,6 +342,7 @@ class MessageUpdater:
         if self._ended:
             return
         self._ended = True
+        self.ended_as = outcome
         self._report_final_edit(outcome)
         self._on_end(self)
         await self._store.finish(self.id, outcome)

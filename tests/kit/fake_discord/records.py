@@ -109,6 +109,9 @@ class FakeMessage:
     edited_at: datetime | None = None
     deleted: bool = False
     edits: list[EditRecord] = field(default_factory=list)
+    # What a new message was sent with: the message it replies to, and whom it may ping.
+    message_reference: JSONObject | None = None
+    allowed_mentions: JSONObject | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -146,6 +149,9 @@ class FakeMessage:
             data["application_id"] = str(self.webhook_id)
         if self.interaction_metadata is not None:
             data["interaction_metadata"] = copy.deepcopy(self.interaction_metadata)
+        if self.message_reference is not None:
+            data["message_reference"] = copy.deepcopy(self.message_reference)
+            data["type"] = 19  # a reply
         return data
 
 

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import math
+import mimetypes
 import re
 import time
 from collections.abc import Callable
@@ -488,8 +489,12 @@ async def _read_body(request: web.Request) -> tuple[Any, list[Upload]]:
                 body = json.loads(await part.text())
             else:
                 data = await part.read()
+                filename = part.filename or "file"
                 content_type = part.headers.get("Content-Type", "application/octet-stream")
-                uploads.append(Upload(part.filename or "file", len(data), content_type))
+                if content_type == "application/octet-stream":
+                    # Discord names the type from the file's extension, as browsers do.
+                    content_type = mimetypes.guess_type(filename)[0] or content_type
+                uploads.append(Upload(filename, len(data), content_type))
         return body, uploads
     raw = await request.read()
     if not raw:

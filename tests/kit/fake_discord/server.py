@@ -281,6 +281,7 @@ class FakeDiscord:
         channel_id: int | None = None,
         guild: bool = True,
         created_at: datetime | None = None,
+        attachment_size_limit: int | None = None,
         member_permissions: int | None = None,
         user_install_guild_id: int | None = None,
     ) -> FakeInteraction:
@@ -288,6 +289,7 @@ class FakeDiscord:
 
         `subcommand` may be "group sub" for a command inside a subcommand group.
         `created_at` sets the interaction id's time, which is when its token starts to age.
+        `attachment_size_limit` is the upload limit Discord grants the interaction.
         `member_permissions` are the member's (default: @everyone's); `user_install_guild_id`
         sends it from a server the bot is not in, through the user's install of the app.
         """
@@ -301,6 +303,7 @@ class FakeDiscord:
             locale=locale,
             created_at=created_at,
             message=None,
+            attachment_size_limit=attachment_size_limit,
             member_permissions=member_permissions,
             user_install_guild_id=user_install_guild_id,
         )
@@ -345,8 +348,10 @@ class FakeDiscord:
         *,
         locale: str = "en-US",
         user_id: int = DEFAULT_USER_ID,
+        permissions: int | None = None,
     ) -> FakeInteraction:
-        """Dispatch a button press (INTERACTION_CREATE, type 3) on a stored message."""
+        """Dispatch a button press (INTERACTION_CREATE, type 3) on a stored message, by
+        `user_id` with `permissions` in the channel (an ordinary member's by default)."""
         message = self.messages[message_id]
         return await self._dispatch_interaction(
             3,
@@ -357,6 +362,7 @@ class FakeDiscord:
             locale=locale,
             created_at=None,
             message=message,
+            member_permissions=permissions,
         )
 
     async def choose(
@@ -387,6 +393,30 @@ class FakeDiscord:
             created_at=None,
             message=message,
         )
+
+    def custom_ids(self, message_id: int) -> list[str]:
+        """The custom ids of the buttons and selects on a stored message, in order."""
+        found: list[str] = []
+
+        def walk(components: list[JSONObject]) -> None:
+            for component in components:
+                if "custom_id" in component:
+                    found.append(str(component["custom_id"]))
+                walk(list(component.get("components") or []))
+                accessory = component.get("accessory")
+                if isinstance(accessory, dict):
+                    walk([accessory])
+
+        walk(self.messages[message_id].components)
+        return found
+
+    def replies_to(self, message_id: int) -> list[FakeMessage]:
+        """The messages posted as replies to `message_id`."""
+        return [
+            message
+            for message in self.messages.values()
+            if (message.message_reference or {}).get("message_id") == str(message_id)
+        ]
 
     def command(
         self,
@@ -454,6 +484,7 @@ class FakeDiscord:
         message: FakeMessage | None,
         member_permissions: int | None = None,
         user_install_guild_id: int | None = None,
+        attachment_size_limit: int | None = None,
     ) -> FakeInteraction:
         conn = self.gateway.active_connection()
         if conn is None:
@@ -470,6 +501,8 @@ class FakeDiscord:
             member_permissions=member_permissions,
             user_install_guild_id=user_install_guild_id,
         )
+        if attachment_size_limit is not None:
+            inter.payload["attachment_size_limit"] = attachment_size_limit
         self._dispatched.append(inter)
         inter.dispatched_at = time.monotonic()
         await conn.dispatch("INTERACTION_CREATE", inter.payload)

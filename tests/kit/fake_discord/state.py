@@ -299,12 +299,32 @@ class FakeState:
         )
         if interaction is not None:
             message.interaction_metadata = self._interaction_metadata(interaction, original)
+        message.message_reference = self._reference(body, channel_id)
+        if isinstance(body.get("allowed_mentions"), dict):
+            message.allowed_mentions = copy.deepcopy(body["allowed_mentions"])
         self._apply_body(message, body, uploads)
         message.edits.append(EditRecord(via, copy.deepcopy(body), time.monotonic()))
         self.messages[message.id] = message
         if interaction is not None and original:
             interaction.original_message_id = message.id
         return message
+
+    def _reference(self, body: JSONObject, channel_id: int) -> JSONObject | None:
+        """The replied-to message, which must exist in the same channel (as Discord checks)."""
+        reference = body.get("message_reference")
+        if reference is None:
+            return None
+        target = self.messages.get(int(reference.get("message_id") or 0))
+        if target is None or target.deleted or target.channel_id != channel_id:
+            if reference.get("fail_if_not_exists", True):
+                raise invalid_form(errors_tree(["message_reference: Unknown message"]))
+            return None
+        return {
+            "type": 0,
+            "message_id": str(target.id),
+            "channel_id": str(channel_id),
+            **({"guild_id": str(target.guild_id)} if target.guild_id else {}),
+        }
 
     def edit_message(
         self,
