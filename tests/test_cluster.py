@@ -32,6 +32,7 @@ class Followed:
 
     watches: dict[int, Watch] = field(default_factory=dict)
     dropped: list[PollKey] = field(default_factory=list)
+    controlled: list[tuple[str, int, bool]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def follow(
@@ -51,6 +52,16 @@ class Followed:
 
     def following(self) -> list[int]:
         return list(self.watches)
+
+    def stop(self, watch: Watch, *, here: bool = False) -> bool:
+        self.controlled.append(("stop", watch.id, here))
+        self.changed.set()
+        return True
+
+    def refresh(self, watch: Watch, *, here: bool = False) -> bool:
+        self.controlled.append(("refresh", watch.id, here))
+        self.changed.set()
+        return True
 
     def polls(self, poll_key: PollKey) -> bool:
         return any(poll_key_of(w) == poll_key for w in self.watches.values())
@@ -246,3 +257,23 @@ async def test_one_task_id_with_two_keys_is_led_by_two_processes_and_handed_over
     assert b.coordinator.held == {(bob.id, "shared")}
     assert set(a.tracker.watches) == {alices.id, again.id}
     assert set(b.tracker.watches) == {bobs.id}
+
+
+async def test_a_button_pressed_on_another_process_is_done_by_the_one_that_follows_the_watch(
+    members: list[Member],
+) -> None:
+    a, b = members
+    [watch] = await add_watches(a.store, 1)
+    await join(a)
+    await join(b)
+    assert set(a.tracker.watches) == {watch.id}
+    a.tracker.changed.clear()
+
+    b.coordinator.pass_on("stop", watch)
+    await asyncio.wait_for(a.tracker.changed.wait(), 10)
+    a.tracker.changed.clear()
+    b.coordinator.pass_on("refresh", watch)
+    await asyncio.wait_for(a.tracker.changed.wait(), 10)
+
+    assert a.tracker.controlled == [("stop", watch.id, True), ("refresh", watch.id, True)]
+    assert b.tracker.controlled == []

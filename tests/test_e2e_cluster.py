@@ -22,6 +22,7 @@ from tests.kit.fake_relay import FakeRelay
 from tests.kit.harness import text_of
 from tests.kit.payloads import clip, clip_ids_for, task_payload
 from tests.test_e2e_keys import ALICE, BOB, KEY_A, KEY_B, run, set_key
+from tests.test_e2e_song_card import button
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -381,3 +382,38 @@ async def test_one_task_id_followed_with_two_members_keys_has_a_leader_per_key(
     for process in (first, second):
         assert "Traceback" not in process.output
         assert KEY_A not in process.output and KEY_B not in process.output
+
+
+async def test_stop_pressed_where_another_process_keeps_the_card_current_stops_it_there(
+    fake: FakeDiscord, relay: FakeRelay, postgres_url: str, cluster: list[BotProcess]
+) -> None:
+    first, second = cluster
+    relay.add_task("led", progressing("led"))
+    await first.start()
+    await first.wait_for_line(JOINED)
+    await fake.wait_ready(timeout=30)
+    message = await watch(fake, "led")
+    await fake.wait_for(lambda: len(message.edits) >= 2)
+    await second.start()
+    await second.wait_for_line(JOINED)
+    # Each process listens to the others once it has taken up its share of the work.
+    for process in cluster:
+        await process.wait_for_line("connected as")
+
+    # The press reaches the second process (the newest connection); the first leads the task.
+    pressed = await fake.press_button(message.id, button(fake, message, "stop"))
+    callback = await pressed.wait_callback()
+
+    assert callback.type != 4  # no private "already stopped"
+    await fake.wait_for(lambda: "Live updates stopped" in text_of(message), timeout=20)
+    await until_rows(postgres_url, "SELECT outcome FROM watches", [("stopped",)])
+    edits = len(message.edits)
+    polls = polls_by(relay, "led", 0)
+    refresh = await fake.press_button(message.id, button(fake, message, "refresh"))
+    await refresh.wait_callback()
+    # Refresh on a stopped card revives it, wherever it is pressed.
+    await until_rows(postgres_url, "SELECT outcome FROM watches", [("active",)])
+    await fake.wait_for(lambda: len(message.edits) > edits, timeout=20)
+    assert polls_by(relay, "led", 0) + polls_by(relay, "led", 1) > polls
+    for process in cluster:
+        assert "Traceback" not in process.output

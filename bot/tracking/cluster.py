@@ -60,8 +60,13 @@ class TaskLeases(Protocol):
 
     async def hand_over(self, watch: Watch) -> None: ...
 
+    async def send_control(self, action: str, watch_id: int) -> None: ...
+
     async def listen(
-        self, on_handover: Callable[[int, PollKey], None], on_release: Callable[[str], None]
+        self,
+        on_handover: Callable[[int, PollKey], None],
+        on_release: Callable[[str], None],
+        on_control: Callable[[str, int], None] | None = None,
     ) -> None: ...
 
 
@@ -82,6 +87,10 @@ class Followers(Protocol):
     def following(self) -> list[int]: ...
 
     def polls(self, poll_key: PollKey) -> bool: ...
+
+    def stop(self, watch: Watch, *, here: bool = False) -> bool: ...
+
+    def refresh(self, watch: Watch, *, here: bool = False) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +191,7 @@ class Coordinator:
 
     async def _sync(self) -> int:
         try:
-            await self._store.listen(self._on_handover, self._on_release)
+            await self._store.listen(self._on_handover, self._on_release, self._on_control)
         except StoreError as exc:
             # Without notifications, handed-over watches are found by the scan below.
             log.warning("not listening for handovers (%s); relying on the scan", exc)
@@ -268,6 +277,25 @@ class Coordinator:
         if poll_key in self.held:
             poll_now = not self._tracker.polls(poll_key)
             self._tracker.follow(watch, task=None, poll_now=poll_now)
+
+    # -- buttons pressed on messages another process keeps current -----------------------
+
+    def pass_on(self, action: str, watch: Watch) -> None:
+        """A button (stop, refresh) pressed here on a watch another process keeps current:
+        that process does it."""
+        self._spawn(self._store.send_control(action, watch.id))
+
+    def _on_control(self, action: str, watch_id: int) -> None:
+        self._spawn(self._control(action, watch_id))
+
+    async def _control(self, action: str, watch_id: int) -> None:
+        watch = await self._store.active_watch(watch_id)
+        if watch is None or (watch.key_id, watch.task_id) not in self.held:
+            return  # ended, or another process keeps it current
+        if action == "stop":
+            self._tracker.stop(watch, here=True)
+        elif action == "refresh":
+            self._tracker.refresh(watch, here=True)
 
     def _on_release(self, owner: str) -> None:
         if owner != self.owner:

@@ -42,6 +42,8 @@ POOL_SIZE = 10
 HANDOVER_CHANNEL = "suno_watch_handover"
 # A process let go of tasks (it stops, or sheds load): the others claim them at once.
 RELEASED_CHANNEL = "suno_tasks_released"
+# A button pressed on a message another process keeps current: "<action>:<watch id>".
+CONTROL_CHANNEL = "suno_watch_control"
 
 # Each step moves the schema from version N to N + 1 (the row count of schema_migrations) in
 # one transaction. Append-only, like the SQLite steps: a released step is never edited.
@@ -752,8 +754,17 @@ class PostgresWatchStore(BotStore):
             f"{watch.id}:{_key_column(watch.key_id)}:{watch.task_id}",
         )
 
+    async def send_control(self, action: str, watch_id: int) -> None:
+        """Asks whichever process keeps the watch current to `action` it (stop, refresh)."""
+        await self._count(
+            "pass a button on", "SELECT pg_notify($1, $2)", CONTROL_CHANNEL, f"{action}:{watch_id}"
+        )
+
     async def listen(
-        self, on_handover: Callable[[int, PollKey], None], on_release: Callable[[str], None]
+        self,
+        on_handover: Callable[[int, PollKey], None],
+        on_release: Callable[[str], None],
+        on_control: Callable[[str, int], None] | None = None,
     ) -> None:
         """Calls `on_handover(watch id, (key, task id))` for each watch handed over and
         `on_release(owner)` when a process lets go of tasks; (re)connects the listener."""
@@ -769,10 +780,16 @@ class PostgresWatchStore(BotStore):
         def release(_: object, __: int, ___: str, payload: object) -> None:
             on_release(str(payload))
 
+        def control(_: object, __: int, ___: str, payload: object) -> None:
+            action, _colon, watch_id = str(payload).partition(":")
+            if on_control is not None and watch_id.isdigit():
+                on_control(action, int(watch_id))
+
         with self._failures("listen for handovers"):
             listener = await asyncpg.connect(self._url)
             await listener.add_listener(HANDOVER_CHANNEL, handover)
             await listener.add_listener(RELEASED_CHANNEL, release)
+            await listener.add_listener(CONTROL_CHANNEL, control)
         self._listener = listener
 
     # -- member and server relay keys (encrypted by bot.keys; never in clear here) --------

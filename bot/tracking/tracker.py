@@ -47,6 +47,8 @@ class Leadership(Protocol):
 
     def task_done(self, poll_key: PollKey) -> None: ...
 
+    def pass_on(self, action: str, watch: Watch) -> None: ...
+
     async def start(self) -> int: ...
 
     async def close(self) -> None: ...
@@ -256,29 +258,44 @@ class Tracker:
         if self._on_finished is not None and task.is_terminal:
             self._spawn(self._on_finished(watch, task, token))
 
-    def refresh(self, watch: Watch) -> bool:
-        """Asks the relay about the watch's task now; False when nothing follows it."""
+    def refresh(self, watch: Watch, *, here: bool = False) -> bool:
+        """Asks the relay about the watch's task now; False when nothing follows it. In a
+        cluster the process that follows it does it, unless `here`."""
         if (watch.key_id, watch.task_id) not in self._followed:
-            return False
+            return not here and self._pass_on("refresh", watch)
         self._poller.track(watch.task_id, poll_now=True, last=None, key_id=watch.key_id)
         self._wake.set()
         return True
 
-    def stop(self, watch: Watch) -> bool:
-        """Ends `watch` with a last edit saying updates were stopped; False when it was not live."""
+    def stop(self, watch: Watch, *, here: bool = False) -> bool:
+        """Ends `watch` with a last edit saying updates were stopped; False when it was not
+        live. In a cluster the process that follows it does it, unless `here`."""
         followed = self._followed.get((watch.key_id, watch.task_id))
         updater = followed.updaters.get(watch.id) if followed is not None else None
-        if followed is None or updater is None or updater.outcome is not None:
+        if updater is None:
+            return not here and self._pass_on("stop", watch)
+        if followed is None or updater.outcome is not None:
             return False
         self._conclude(followed.polled, updater, Notice.UPDATES_STOPPED)
         updater.conclude(WatchOutcome.STOPPED)
         return True
 
     def follows(self, watch: Watch) -> bool:
-        """Whether the watch's message is still kept current."""
+        """Whether the watch's message is still kept current (in a cluster: by any process,
+        as the store says)."""
         followed = self._followed.get((watch.key_id, watch.task_id))
         updater = followed.updaters.get(watch.id) if followed is not None else None
+        if updater is None and self._leadership is not None:
+            return watch.outcome is WatchOutcome.ACTIVE
         return updater is not None and updater.outcome is None
+
+    def _pass_on(self, action: str, watch: Watch) -> bool:
+        """In a cluster, a live watch this process does not follow is another's: it does
+        `action`. False when nobody keeps the watch current."""
+        if self._leadership is None or watch.outcome is not WatchOutcome.ACTIVE:
+            return False
+        self._leadership.pass_on(action, watch)
+        return True
 
     def end_key(self, key_id: int) -> list[int]:
         """Ends every watch polled with key `key_id` (it is being removed): each message's
