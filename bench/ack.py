@@ -16,7 +16,7 @@ from tests.kit.fake_discord import ACK_WINDOW_SECONDS, FakeInteraction
 
 SCENARIO = "1 acknowledge"
 RELAY_LATENCY = 0.200
-ACK_MARGIN = 0.100
+ACK_MARGIN = 0.050  # the acknowledgement may trail the relay by this much at p99
 HANG_TARGET = 2.5
 
 

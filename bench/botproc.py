@@ -240,6 +240,8 @@ class Host:
                 "full_passes": sum(1 for generation, _ in pauses if generation == 2),
                 "longest_ms": max((seconds for _, seconds in pauses), default=0.0) * 1000,
                 "total_ms": sum(seconds for _, seconds in pauses) * 1000,
+                "tracked_objects": len(gc.get_objects()),
+                "frozen_objects": gc.get_freeze_count(),
             },
             "wall_s": wall,
             "cpu_s": cpu,

@@ -188,3 +188,19 @@ async def test_a_failed_first_edit_after_deferring_hands_the_task_to_the_tracker
     assert bot.tracker.stats().watches == 1  # the "thinking" message is not left as it is
     await fake.wait_for(lambda: "**Status:** Done" in text_of(message), timeout=10)
     await fake.wait_for(lambda: outcomes(database) == [WatchOutcome.FINISHED])
+
+
+async def test_cards_sent_and_edited_are_not_kept_by_discord_py_for_their_messages(
+    fake: FakeDiscord, relay: FakeRelay, bot: SunoBot
+) -> None:
+    # The card's buttons and menus are DynamicItems, answered whatever message they are on, so
+    # discord.py keeps no layout per message; one kept per message would be held for good, ten
+    # thousand of them for ten thousand watches (a plain button or select would do that).
+    timeline = music_timeline("kept")
+    relay.add_task("kept", timeline[2:])
+    _, message = await run(fake, bot, task_id="kept")
+    assert message is not None and message.components, "the card carries its buttons"
+    await fake.wait_for(lambda: len(message.edits) >= 2, timeout=15)
+    views = bot._connection._view_store
+    assert views.persistent_views == []
+    assert not views._synced_message_views

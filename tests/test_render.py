@@ -36,14 +36,22 @@ from tests.kit.cards import (
 )
 from tests.kit.cards import link_buttons as links_in
 from tests.kit.discord_limits import validate_message_payload
+from tests.kit.render_cases import (
+    FINISH,
+    HOSTILE_TASKS,
+    HUGE,
+    NONE_MP3,
+    START,
+    STREAM,
+    SUBMIT,
+    TASK_ID,
+    clip,
+    fuzz_case,
+    task,
+)
 
 SEEDS = Path("/work/shared/seeds")
 FIXTURES = Path(__file__).parent / "fixtures" / "relay"
-TASK_ID = "2a145658-3342-4228-b779-b8323a2b77df"
-SUBMIT, START, FINISH = 1726911801, 1726911812, 1726911897
-STREAM = "https://audiopipe.suno.ai/?item_id=3435e194"
-NONE_MP3 = "https://cdn1.suno.ai/None.mp3"
-HUGE = 10_000
 
 
 # --- payload builders ----------------------------------------------------------------------------
@@ -61,39 +69,6 @@ def seed_task(name: str) -> Task:
 def fixture_task(name: str) -> Task:
     """The task in a relay answer stored under tests/fixtures/relay."""
     return task_from(json.loads((FIXTURES / name).read_text(encoding="utf-8"))["data"])
-
-
-def clip(number: int = 1, **overrides: Any) -> dict[str, Any]:
-    """A nested-family clip, complete unless told otherwise."""
-    ident = f"clip-{number:04d}"
-    payload: dict[str, Any] = {
-        "id": ident,
-        "title": f"Song {number}",
-        "status": "complete",
-        "audio_url": f"https://cdn1.suno.ai/{ident}.mp3",
-        "video_url": f"https://cdn1.suno.ai/{ident}.mp4",
-        "image_url": f"https://cdn2.suno.ai/image_{ident}.jpeg",
-        "model_name": "chirp-v4",
-        "metadata": {"tags": "dream pop", "prompt": "", "duration": 128.92},
-    }
-    payload.update(overrides)
-    return payload
-
-
-def task(status: str = "SUCCESS", data: Any = None, **overrides: Any) -> Task:
-    payload: dict[str, Any] = {
-        "task_id": TASK_ID,
-        "action": "MUSIC",
-        "status": status,
-        "fail_reason": "",
-        "submit_time": SUBMIT,
-        "start_time": START,
-        "finish_time": FINISH if status in ("SUCCESS", "FAILURE") else 0,
-        "progress": "100%" if status in ("SUCCESS", "FAILURE") else "0%",
-        "data": [clip(1), clip(2)] if data is None else data,
-    }
-    payload.update(overrides)
-    return task_from(payload)
 
 
 def streaming_task(progress: str = "0%") -> Task:
@@ -865,54 +840,6 @@ def test_an_unknown_error_key_shows_the_generic_error() -> None:
 
 # --- hostile relays ------------------------------------------------------------------------------
 
-_HOSTILE_TEXT = "@everyone <@&123> <@12345678901234567> [click](http://evil.example) **bold** `x`"
-
-
-def hostile_clips(count: int) -> list[dict[str, Any]]:
-    return [
-        clip(
-            n,
-            title=_HOSTILE_TEXT + "\n# heading\n" + "T" * HUGE,
-            status="streaming" if n % 3 else "complete",
-            audio_url="javascript:alert(1)" if n % 2 else f"https://cdn1.suno.ai/c{n}.mp3",
-            video_url="data:text/html;base64,PHNjcmlwdD4=",
-            image_url="javascript:alert(1)" if n % 2 else "https://cdn2.suno.ai/i.jpeg",
-            model_name="m" * HUGE,
-            metadata={
-                "tags": _HOSTILE_TEXT + "tag " * HUGE,
-                "prompt": f"{n} {_HOSTILE_TEXT} " + "la " * HUGE,
-                "duration": 10**9,
-                "error_message": _HOSTILE_TEXT + "e" * HUGE,
-                "stem_type_group_name": _HOSTILE_TEXT * 10 if n % 4 == 0 else None,
-            },
-        )
-        for n in range(1, count + 1)
-    ]
-
-
-HOSTILE_TASKS = {
-    "success, 2 huge clips": task("SUCCESS", hostile_clips(2)),
-    "success, 12 huge clips": task("SUCCESS", hostile_clips(12)),
-    "success, 30 huge clips": task("SUCCESS", hostile_clips(30)),
-    "running, 12 huge clips": task("IN_PROGRESS", hostile_clips(12), progress="55%"),
-    "running, 30 huge clips": task("IN_PROGRESS", hostile_clips(30), progress="55%"),
-    "failure, huge reason": task("FAILURE", hostile_clips(3), fail_reason=_HOSTILE_TEXT * 500),
-    "unknown status, huge": task(_HOSTILE_TEXT * 200, hostile_clips(2)),
-    "success, zero clips": task("SUCCESS", []),
-    "running, zero clips": task("QUEUED", []),
-    "lyrics, huge": task(
-        "SUCCESS",
-        {"title": _HOSTILE_TEXT * 100, "text": _HOSTILE_TEXT * 300, "tags": "t" * HUGE},
-    ),
-    "huge task id": task("SUCCESS", hostile_clips(20), task_id="@everyone" + "i" * HUGE),
-    "errored clips in success": task(
-        "SUCCESS", [clip(n, status="error", audio_url=NONE_MP3) for n in range(1, 12)]
-    ),
-    "escapes at every cut": task(
-        "SUCCESS", [clip(n, title="\\" * HUGE, metadata={"tags": "_" * HUGE}) for n in (1, 2)]
-    ),
-}
-
 
 @pytest.mark.parametrize("notice", [None, Notice.RELAY_RETRYING])
 @pytest.mark.parametrize("name", list(HOSTILE_TASKS))
@@ -995,6 +922,37 @@ def test_truncate_cuts_with_an_ellipsis_and_never_leaves_half_an_escape(
 ) -> None:
     assert truncate(text, limit) == expected
     assert len(truncate(text, limit)) <= limit
+
+
+_TITLE_BITS = ["word", " ", "  ", "\n", "\t", "\u3000", "*", "\\", "_", "@everyone", "歌", "x" * 40]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_long_title_reads_as_the_whole_title_on_one_line_then_cut(seed: int) -> None:
+    rng = random.Random(seed)
+    # Around the length where only the start of a title is looked at, whitespace runs included.
+    title = "Song"
+    while len(title) < rng.choice([200, 500, 514, 515, 520, 1200, 6000]):
+        title += rng.choice(_TITLE_BITS) * rng.choice([1, 1, 1, 30, 300])
+    heading = lines(render_task(task("SUCCESS", [clip(1, title=title)]), locale="en-US"))[0]
+    expected = truncate(escape(truncate(" ".join(title.split()), 256)), 256)
+    assert heading == "### " + expected
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        # The start alone fills the heading exactly; what follows a long gap still counts.
+        "a" * 256 + " " * 300 + "b" * 10,
+        "a" * 255 + "\n" * 300 + "b",
+        "a " * 128 + "\t" * 400,
+        " " * 5000 + "late " * 100,
+        "\\" * 300 + " " * 300 + "x",
+    ],
+)
+def test_a_title_after_a_long_gap_is_still_part_of_it(title: str) -> None:
+    heading = lines(render_task(task("SUCCESS", [clip(1, title=title)]), locale="en-US"))[0]
+    assert heading == "### " + truncate(escape(truncate(" ".join(title.split()), 256)), 256)
 
 
 # --- the validator itself (reused by the fake Discord) --------------------------------------------
@@ -1104,69 +1062,12 @@ def test_status_enum_covers_every_renderable_status() -> None:
 
 # --- fuzz: random tasks, every limit ------------------------------------------------------------
 
-_PIECES = [
-    "@everyone",
-    "<@&1>",
-    "<t:0:R>",
-    "[x](http://e.x)",
-    "**",
-    "\\",
-    "`",
-    "\n# h\n",
-    "-# ",
-    "||",
-    "—",
-    "歌",
-    "🎵",
-    "a" * 300,
-    " ",
-    "",
-]
-_STATUSES = ["SUCCESS", "IN_PROGRESS", "FIRST_SUCCESS", "FAILURE", "QUEUED", "odd_state"]
-_CLIP_STATES = ["complete", "streaming", "queued", "error", "submitted", "weird"]
-
-
-def _fuzz_text(rng: random.Random) -> str:
-    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
-
-
-def _fuzz_clip(rng: random.Random, number: int) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "tags": _fuzz_text(rng),
-        "prompt": _fuzz_text(rng) * rng.randint(0, 30),
-        "duration": rng.choice([None, 0, 61.5, 10**7]),
-        "error_message": _fuzz_text(rng),
-    }
-    if rng.random() < 0.4:
-        metadata["stem_from_id"] = rng.choice(["clip-0001", "elsewhere", ""])
-        metadata["stem_type_group_name"] = _fuzz_text(rng)
-    return clip(
-        number,
-        title=_fuzz_text(rng) + rng.choice(["", " (Vocals)", " (Drums)"]),
-        status=rng.choice(_CLIP_STATES),
-        audio_url=rng.choice(["", NONE_MP3, STREAM, f"https://cdn1.suno.ai/{number}.mp3"]),
-        video_url=rng.choice(["", "javascript:x", f"https://cdn1.suno.ai/{number}.mp4"]),
-        image_url=rng.choice(["", "https://cdn2.suno.ai/" + "i" * rng.randint(1, 3000)]),
-        model_name=rng.choice(["chirp-stem", "chirp-fenix", _fuzz_text(rng)]),
-        metadata=metadata,
-    )
-
 
 @pytest.mark.parametrize("seed", range(500))
 def test_random_tasks_always_render_within_every_limit(seed: int) -> None:
-    rng = random.Random(seed)
-    count = rng.choice([0, 1, 2, 3, 4, 11, 12, 13, 25, 30, 38, 60])
-    source = task(
-        rng.choice(_STATUSES),
-        [_fuzz_clip(rng, n) for n in range(1, count + 1)],
-        fail_reason=_fuzz_text(rng),
-        task_id=rng.choice([TASK_ID, "t" * 128]),
-    )
-    audio = {c.id: f"song-{c.id}.mp3" for c in source.clips if rng.random() < 0.3}
-    notice = rng.choice([None, *Notice])
-    message = render_task(
-        source, locale=rng.choice(["en-US", "ja", "fr"]), notice=notice, audio=audio
-    )
+    case = fuzz_case(seed)
+    source, count = case.task, case.clips
+    message = render_task(source, locale=case.locale, notice=case.notice, audio=case.audio)
     assert_valid(message)
     shown = text(message)
     assert "@everyone" not in shown and "<@&1>" not in shown and "<t:0:R>" not in shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,27 +66,59 @@ class Text:
 
 def fixed_text(text: str, limit: int) -> Text:
     """The bot's own text, cut to `limit` and never trimmed."""
-    return Text(truncate(text, limit))
+    return Text(text if len(text) <= limit else truncate(text, limit))
 
 
 def trimmable_text(text: str, limit: int, rank: int, floor: int) -> Text:
     """Text already safe to show, cut to `limit`; trimmed in `rank` order down to `floor`."""
-    return Text(truncate(text, limit), rank, min(floor, limit))
+    cut = text if len(text) <= limit else truncate(text, limit)
+    return Text(cut, rank, floor if floor < limit else limit)
 
 
-def relay_text(text: str, limit: int, rank: int, floor: int) -> Text:
-    """Relay text escaped into a piece of at most `limit`; trimmed in `rank` order to `floor`."""
-    return Text(truncate(escape(truncate(text, limit)), limit), rank, min(floor, limit))
+def relay_text(text: str, limit: int, rank: int, floor: int, *, one_line: bool = False) -> Text:
+    """Relay text escaped into a piece of at most `limit` (on one line if `one_line`: a newline
+    in a title must not start a heading); trimmed in `rank` order down to `floor`."""
+    if len(text) <= _CACHED_RELAY_LENGTH:
+        shown = _relay_cached(text, limit, one_line)
+    else:
+        shown = _relay(text, limit, one_line)
+    return Text(shown, rank, floor if floor < limit else limit)
+
+
+def _relay(text: str, limit: int, one_line: bool) -> str:
+    if one_line:
+        text = _flattened(text, limit)
+    escaped = escape(text if len(text) <= limit else truncate(text, limit))
+    return escaped if len(escaped) <= limit else truncate(escaped, limit)
+
+
+def _flattened(text: str, limit: int) -> str:
+    """`text` on one line (each run of whitespace one space); of a text far over `limit`, only
+    as much as cutting it to `limit` looks at (the flattened start of a text is the start of the
+    flattened text)."""
+    scan = 2 * limit + 2
+    if len(text) > scan:
+        head = " ".join(text[:scan].split())
+        if len(head) > limit:
+            return head
+    return " ".join(text.split())
+
+
+# Polls repeat the same titles, tags and reasons; as with `escape`, longer strings are made
+# afresh each time, which bounds the cache's memory.
+_CACHED_RELAY_LENGTH = 2048
+_relay_cached = functools.lru_cache(maxsize=1024)(_relay)
 
 
 def joined(pieces: Iterable[Text]) -> str:
     """The pieces of one text display, one per line; emptied pieces leave no blank line."""
-    return "\n".join(piece.text for piece in pieces if piece.text)
+    return "\n".join([piece.text for piece in pieces if piece.text])
 
 
 def fit_text(blocks: list[list[Text]], limit: int = TEXT_LIMIT) -> None:
     """Trim the least important pieces until every block's text together fits `limit`."""
-    total = sum(len(joined(block)) for block in blocks)
+    lengths = [len(joined(block)) for block in blocks]
+    total = sum(lengths)
     if total <= limit:
         return
     candidates = sorted(
@@ -97,9 +130,14 @@ def fit_text(blocks: list[list[Text]], limit: int = TEXT_LIMIT) -> None:
         ),
         key=lambda candidate: candidate[:3],
     )
-    for *_, piece in candidates:
-        piece.shrink(total - limit)
-        total = sum(len(joined(block)) for block in blocks)
+    for _, minus_index, _, piece in candidates:
+        if not piece.shrink(total - limit):
+            continue
+        # Only the trimmed piece's block changed (an emptied piece also loses its line break).
+        index = -minus_index
+        length = len(joined(blocks[index]))
+        total += length - lengths[index]
+        lengths[index] = length
         if total <= limit:
             return
     # Only the bot's own text is left: cut the last blocks (never reached with the catalogs).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.suno.models import Clip
 
@@ -12,8 +12,7 @@ _STEM_TITLE = re.compile(r"^(?P<song>.*\S)\s*\((?P<part>[^()]+)\)\s*$")
 _STEM_MODELS = frozenset({"chirp-stem", "chirp-ahi"})
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One clip as the card shows it: its number on the card and, for a stem, its part and the
     song it belongs to."""
 
@@ -28,8 +27,10 @@ class Entry:
 
 
 def _is_stem(clip: Clip) -> bool:
-    model = (clip.model or "").split(" ", 1)[0].lower()
-    return bool(clip.stem_from_id or clip.stem_type) or model in _STEM_MODELS
+    if clip.stem_from_id or clip.stem_type:
+        return True
+    model = clip.model
+    return model is not None and model.split(" ", 1)[0].lower() in _STEM_MODELS
 
 
 def _stem_names(clip: Clip, titles: dict[str, str]) -> tuple[str, str | None, str]:
@@ -43,10 +44,18 @@ def _stem_names(clip: Clip, titles: dict[str, str]) -> tuple[str, str | None, st
 def ordered(clips: tuple[Clip, ...]) -> list[Entry]:
     """The clips in the card's order: each song, then the stems split from it; stems of a song
     the task does not include follow one another where the first of them was."""
-    titles = {clip.id: clip.title for clip in clips if clip.title and not _is_stem(clip)}
+    stems = [_is_stem(clip) for clip in clips]
+    if not any(stems) and len({clip.id for clip in clips}) == len(clips):
+        # Songs alone, each once (the usual task): the relay's order is the card's.
+        return [Entry(number, clip) for number, clip in enumerate(clips, start=1)]
+    titles = {
+        clip.id: clip.title
+        for clip, stem in zip(clips, stems, strict=True)
+        if clip.title and not stem
+    }
     groups: dict[str, list[tuple[Clip, str | None, str | None]]] = {}
-    for clip in clips:
-        if _is_stem(clip):
+    for clip, stem in zip(clips, stems, strict=True):
+        if stem:
             part, song, key = _stem_names(clip, titles)
             groups.setdefault(f"stem:{key}", []).append((clip, part, song))
         else:

@@ -57,12 +57,16 @@ from bot.suno.models import Clip, ClipState, Lyrics, Task, TaskStatus
 MAX_CARD_CLIPS = 12
 # Up to this many clips each get a block of their own with its cover; more are listed.
 _FULL_BLOCK_CLIPS = 3
+# Lines remembered per language (states, stage bars, button labels for each song number).
+_MAX_REMEMBERED = 1024
 # A raw status nobody recognizes is shown as-is, but it must not swamp the card.
 _RAW_STATUS_LIMIT = 64
 _TAGS_LIMIT = 512
+_MODEL_LIMIT = 64
 _LYRICS_EXCERPT = 400
 _LYRICS_EXCERPT_LINES = 6
 _PROGRESS_CELLS = 10
+_DIVIDER = Divider()
 
 _DONE = discord.Colour.brand_green()
 _FAILED = discord.Colour.brand_red()
@@ -104,6 +108,7 @@ class Notice(StrEnum):
     UPDATES_STOPPED = "updates_stopped"
 
 
+@functools.lru_cache(maxsize=1024)
 def _duration(seconds: float) -> str:
     total = round(seconds)
     hours, rest = divmod(total, 3600)
@@ -125,6 +130,12 @@ def _button_url(url: str | None) -> str | None:
     return url
 
 
+@functools.lru_cache(maxsize=256)
+def _model_name(model: str) -> str:
+    """A model's name as the details line shows it (relays use a handful of names)."""
+    return escape(truncate(_one_line(model), _MODEL_LIMIT))
+
+
 def _one_line(text: str) -> str:
     """Relay text for a single line: a newline in a title must not start a heading."""
     return " ".join(text.split())
@@ -138,11 +149,9 @@ def _song_title(task: Task) -> str | None:
     return title
 
 
-def _cost(blocks: Sequence[Block]) -> int:
-    return sum(cost(block) for block in blocks)
-
-
 def _rows(buttons: Sequence[tuple[str, str]]) -> list[Block]:
+    if len(buttons) <= BUTTONS_PER_ROW:
+        return [LinkRow(tuple(buttons))] if buttons else []
     return [
         LinkRow(tuple(buttons[start : start + BUTTONS_PER_ROW]))
         for start in range(0, len(buttons), BUTTONS_PER_ROW)
@@ -150,19 +159,52 @@ def _rows(buttons: Sequence[tuple[str, str]]) -> list[Block]:
 
 
 class _Renderer:
+    """Cards in one language. The words and lines that depend only on the language (a status,
+    the stage bar, button labels) are made once and remembered."""
+
     def __init__(self, catalog: Catalog, locale: str) -> None:
         self.catalog = catalog
         self.locale = locale
+        self._words: dict[str, str] = {}
+        self._lines: dict[tuple[str, int | str], str | None] = {}
 
     def t(self, key: str, **params: object) -> str:
-        return self.catalog.text(self.locale, key, **params)
+        if params:
+            return self.word(key).format(**params)
+        return self.word(key)
 
-    def button(self, key: str, url: str | None, **params: object) -> tuple[str, str] | None:
+    def word(self, key: str) -> str:
+        """The catalog's text for `key` as it stands (a template, where it takes values)."""
+        text = self._words.get(key)
+        if text is None:
+            text = self._words[key] = self.catalog.text(self.locale, key)
+        return text
+
+    def remembered(self, kind: str, value: int | str) -> str | None:
+        """The line of `kind` for `value`, made once (numbers and states are few)."""
+        try:
+            return self._lines[kind, value]
+        except KeyError:
+            line = self._make(kind, value)
+            if len(self._lines) < _MAX_REMEMBERED:
+                self._lines[kind, value] = line
+            return line
+
+    def _make(self, kind: str, value: int | str) -> str | None:
+        if kind == "status":
+            return self.line("label.status", self.t(f"status.{value}"))
+        if kind == "stages":
+            return self.stage_line(int(value))
+        # A button label: "button.mp3" and so on, for the song numbered `value`.
+        label = truncate(self.t(kind, number=value), BUTTON_LABEL_LIMIT)
+        return label if label.strip() else None
+
+    def button(self, key: str, url: str | None, number: int) -> tuple[str, str] | None:
         checked = _button_url(url)
         if checked is None:
             return None
-        label = truncate(self.t(key, **params), BUTTON_LABEL_LIMIT)
-        return (label, checked) if label.strip() else None
+        label = self.remembered(key, number)
+        return None if label is None else (label, checked)
 
     # - shared pieces -
 
@@ -179,14 +221,15 @@ class _Renderer:
             text = self.t(f"notice.{notice.value}")
         return [fixed_text(f"⚠️ **{text}**", DETAIL_LIMIT)]
 
-    def status_word(self, task: Task) -> str:
+    def status_line(self, task: Task) -> str:
         if task.status is TaskStatus.UNKNOWN and task.raw_status:
-            return escape(truncate(task.raw_status, _RAW_STATUS_LIMIT))
-        return self.t(f"status.{task.status.value}")
+            raw = escape(truncate(task.raw_status, _RAW_STATUS_LIMIT))
+            return self.line("label.status", raw)
+        return self.remembered("status", task.status.value) or ""
 
     def line(self, label_key: str, value: str) -> str:
         # Languages write the colon differently: French spaces it, Chinese uses a wide one.
-        return self.t("format.line", label=self.t(label_key), value=value)
+        return self.word("format.line").format(label=self.word(label_key), value=value)
 
     def time_lines(self, task: Task) -> list[str]:
         lines = []
@@ -194,7 +237,7 @@ class _Renderer:
             lines.append(self.line("label.submitted", format_dt(task.submitted_at, "R")))
         if task.started_at is not None:
             lines.append(self.line("label.started", format_dt(task.started_at, "f")))
-        if task.is_terminal and task.finished_at is not None:
+        if task.finished_at is not None and task.is_terminal:
             lines.append(self.line("label.finished", format_dt(task.finished_at, "f")))
         return lines
 
@@ -208,6 +251,10 @@ class _Renderer:
         current = _STAGE_OF.get(task.status)
         if current is None:
             return None
+        return self.remembered("stages", current)
+
+    def stage_line(self, current: int) -> str:
+        """The stage bar with the stage at index `current` under way."""
         steps = []
         for index, stage in enumerate(STAGES):
             word = self.t(f"stage.{stage.value}")
@@ -222,7 +269,7 @@ class _Renderer:
     def heading(self, text: str | None, fallback_key: str) -> Text:
         if text is None or not text.strip():
             return fixed_text("### " + self.t(fallback_key), TITLE_LIMIT)
-        title = relay_text(_one_line(text), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        title = relay_text(text, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
         title.text = "### " + title.text
         return title
 
@@ -235,8 +282,10 @@ class _Renderer:
     def header(
         self, title: Text, lines: Sequence[str], task_id: str, *, head: Sequence[Text] = ()
     ) -> TextBlock:
-        pieces = [*head, title, *(fixed_text(line, DETAIL_LIMIT) for line in lines)]
-        return TextBlock([*pieces, *self.id_line(task_id)])
+        pieces = [*head, title]
+        pieces += [fixed_text(line, DETAIL_LIMIT) for line in lines]
+        pieces += self.id_line(task_id)
+        return TextBlock(pieces)
 
     def clip_word(self, clip: Clip) -> str:
         if clip.state is ClipState.UNKNOWN and clip.raw_state:
@@ -247,7 +296,7 @@ class _Renderer:
     def tags(self, tags: str | None) -> list[Text]:
         if not tags or not tags.strip():
             return []
-        text = relay_text(_one_line(tags), _TAGS_LIMIT, RANK_TAGS, DETAIL_FLOOR)
+        text = relay_text(tags, _TAGS_LIMIT, RANK_TAGS, DETAIL_FLOOR, one_line=True)
         text.text = "-# " + text.text
         return [text]
 
@@ -268,7 +317,7 @@ class _Renderer:
             return fixed_text(
                 f"`{entry.number}` **{self.t('label.song', number=entry.number)}**", 128
             )
-        text = relay_text(_one_line(name), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+        text = relay_text(name, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
         text.text = f"`{entry.number}` **{text.text}**"
         return text
 
@@ -279,14 +328,16 @@ class _Renderer:
         if clip.duration is not None:
             parts.append(_duration(clip.duration))
         if clip.model:
-            parts.append(escape(truncate(_one_line(clip.model), 64)))
+            parts.append(_model_name(clip.model))
         return trimmable_text(" · ".join(parts), DETAIL_LIMIT, RANK_DETAIL, DETAIL_FLOOR)
 
     def clip_pieces(self, entry: Entry, *, running: bool, lyrics: bool) -> list[Text]:
         """The clip's title, its details line, and what else is known of it."""
+        pieces = [self.clip_title(entry)]
         details = self.clip_details(entry.clip, running=running)
-        extras = self.clip_extras(entry, lyrics=lyrics)
-        return [piece for piece in (self.clip_title(entry), details, *extras) if piece.text]
+        if details.text:
+            pieces.append(details)
+        return [*pieces, *self.clip_extras(entry, lyrics=lyrics)]
 
     def clip_extras(self, entry: Entry, *, lyrics: bool) -> list[Text]:
         """Below a clip's title and details: why it failed, its tags, a lyrics excerpt."""
@@ -296,12 +347,18 @@ class _Renderer:
             pieces.append(self.reason(clip.error_message, "text.song_failed"))
         if not entry.is_stem:
             pieces.extend(self.tags(clip.tags))
-        excerpt = "\n".join((clip.lyrics or "").strip().splitlines()[:_LYRICS_EXCERPT_LINES])
-        if lyrics and excerpt and not entry.is_stem:
-            body = relay_text(excerpt, _LYRICS_EXCERPT, RANK_LYRICS, 0)
-            body.text = f"**{self.t('label.lyrics')}**\n{body.text}"
-            pieces.append(body)
+        if lyrics and clip.lyrics and not entry.is_stem:
+            pieces.extend(self.excerpt(clip.lyrics))
         return [piece for piece in pieces if piece.text]
+
+    def excerpt(self, lyrics: str) -> list[Text]:
+        """The first lines of a song's lyrics, under a label."""
+        excerpt = "\n".join(lyrics.strip().splitlines()[:_LYRICS_EXCERPT_LINES])
+        if not excerpt:
+            return []
+        body = relay_text(excerpt, _LYRICS_EXCERPT, RANK_LYRICS, 0)
+        body.text = f"**{self.t('label.lyrics')}**\n{body.text}"
+        return [body]
 
     def clip_buttons(self, entry: Entry, *, running: bool) -> list[tuple[str, str]]:
         clip = entry.clip
@@ -314,8 +371,12 @@ class _Renderer:
                 links.append(("button.mp3", clip.audio_url))
         else:
             links = [("button.mp3", clip.audio_url), ("button.mp4", clip.video_url)]
-        found = (self.button(key, url, number=number) for key, url in links)
-        return [button for button in found if button is not None]
+        found = []
+        for key, url in links:
+            button = self.button(key, url, number)
+            if button is not None:
+                found.append(button)
+        return found
 
     # - the clips of a card -
 
@@ -331,7 +392,7 @@ class _Renderer:
             seen_lyrics.add(lyrics)
             cover = _media_url(entry.clip.cover_url)
             text = TextBlock(pieces)
-            blocks += [Divider(), Section([text], cover) if cover else text]
+            blocks += [_DIVIDER, Section([text], cover) if cover else text]
             blocks += _rows(self.clip_buttons(entry, running=running))
             if entry.clip.id in audio:
                 blocks.append(AudioFile(audio[entry.clip.id]))
@@ -343,7 +404,7 @@ class _Renderer:
         group: str | None = None
         for entry in entries:
             if entry.is_stem and entry.song != group and entry.song:
-                song = relay_text(_one_line(entry.song), TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR)
+                song = relay_text(entry.song, TITLE_LIMIT, RANK_TITLE, TITLE_FLOOR, one_line=True)
                 song.text = f"**{self.t('label.stems', title=song.text)}**"
                 pieces.append(song)
             group = entry.song if entry.is_stem else None
@@ -356,7 +417,7 @@ class _Renderer:
 
     def compact_blocks(self, entries: Sequence[Entry], *, running: bool) -> list[Block]:
         buttons = [b for entry in entries for b in self.clip_buttons(entry, running=running)]
-        return [Divider(), self.compact_text(entries, running=running), *_rows(buttons)]
+        return [_DIVIDER, self.compact_text(entries, running=running), *_rows(buttons)]
 
     def clip_blocks(
         self,
@@ -371,13 +432,13 @@ class _Renderer:
         (never more than twelve) a picker opens the rest."""
         if len(entries) <= _FULL_BLOCK_CLIPS:
             blocks = self.full_blocks(entries, running=running, audio=audio)
-            if _cost(blocks) <= room:
+            if cost(blocks) <= room:
                 return blocks
         for count in range(min(len(entries), MAX_CARD_CLIPS), 0, -1):
             blocks = self.compact_blocks(entries[:count], running=running)
             if count < len(entries):
                 blocks.append(self.picker(task, entries, count))
-            if _cost(blocks) <= room:
+            if cost(blocks) <= room:
                 return self.extras(blocks, entries[:count], room, audio)
         return [self.picker(task, entries, 0)]
 
@@ -386,10 +447,10 @@ class _Renderer:
     ) -> list[Block]:
         """What a listed card adds when there is room: the covers, then the attached audio."""
         covers = list(dict.fromkeys(u for e in shown if (u := _media_url(e.clip.cover_url))))
-        if len(covers) > 1 and _cost(blocks) < room:
+        if len(covers) > 1 and cost(blocks) < room:
             blocks.insert(2, Gallery(tuple(covers[:GALLERY_ITEMS_LIMIT])))
         for entry in shown:
-            if entry.clip.id in audio and _cost(blocks) < room:
+            if entry.clip.id in audio and cost(blocks) < room:
                 blocks.append(AudioFile(audio[entry.clip.id]))
         return blocks
 
@@ -429,7 +490,7 @@ class _Renderer:
     # - whole cards -
 
     def room(self, header: Block) -> int:
-        return MAX_COMPONENTS - 1 - cost(header) - CONTROL_COMPONENTS
+        return MAX_COMPONENTS - 1 - header.cost() - CONTROL_COMPONENTS
 
     def with_clips(
         self,
@@ -441,17 +502,17 @@ class _Renderer:
         audio: Mapping[str, str],
     ) -> list[Block]:
         """The header (beside the first cover when the clips are listed) and the clips."""
-        cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
         if entries and len(entries) <= _FULL_BLOCK_CLIPS:
             full = self.full_blocks(entries, running=running, audio=audio)
-            if _cost(full) <= self.room(header):
+            if cost(full) <= self.room(header):
                 return [header, *full]
+        cover = next((u for e in entries if (u := _media_url(e.clip.cover_url))), None)
         top: Block = Section([header], cover) if cover else header
         clips = self.clip_blocks(task, entries, room=self.room(top), running=running, audio=audio)
         return [top, *clips]
 
     def running(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task))]
+        lines = [self.status_line(task)]
         progress = self.progress_line(task)
         if progress is not None:
             lines.append(progress)
@@ -465,7 +526,7 @@ class _Renderer:
         return self.with_clips(task, header, entries, running=True, audio=audio)
 
     def done(self, task: Task, head: list[Text], audio: Mapping[str, str]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        lines = [self.status_line(task), *self.time_lines(task)]
         if not task.clips:
             return self.done_without_clips(task, head, lines)
         header = self.header(
@@ -499,10 +560,10 @@ class _Renderer:
         body += self.tags(lyrics.tags)
         if lyrics.error_message:
             body.append(self.reason(lyrics.error_message, "text.no_reason"))
-        return [header, Divider(), TextBlock(body)]
+        return [header, _DIVIDER, TextBlock(body)]
 
     def failed(self, task: Task, head: list[Text]) -> list[Block]:
-        lines = [self.line("label.status", self.status_word(task)), *self.time_lines(task)]
+        lines = [self.status_line(task), *self.time_lines(task)]
         header = self.header(
             self.heading(_song_title(task), "title.task"), lines, task.task_id, head=head
         )
@@ -521,6 +582,12 @@ class _Renderer:
         return self.reason(reason, "text.no_reason")
 
 
+@functools.lru_cache(maxsize=64)
+def _renderer(catalog: Catalog, locale: str) -> _Renderer:
+    """The renderer of `locale` (Discord has about thirty), kept with what it remembers."""
+    return _Renderer(catalog, locale)
+
+
 def render_task(
     task: Task,
     *,
@@ -532,7 +599,7 @@ def render_task(
 ) -> RenderedMessage:
     """The status card for `task` as seen by someone using `locale`; `audio` maps a clip id to
     the name of its MP3 attached to the message, which the card then plays."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     head = renderer.notice_lines(notice, watch_timeout_minutes)
     audio = audio or {}
     if task.status is TaskStatus.SUCCESS:
@@ -556,7 +623,7 @@ def render_picked(
 ) -> RenderedMessage | None:
     """The private card for the clips chosen in a task's picker (values as the picker made
     them: "first-last" positions on the card); None when none of them names a clip."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     entries = ordered(task.clips)
     chosen = _chosen(values, len(entries))[:MAX_CARD_CLIPS]
     if not chosen:
@@ -593,7 +660,7 @@ def render_unanswered(
 ) -> RenderedMessage:
     """The message for a task the relay has not answered about yet: its id, and that the bot
     keeps asking (or, with another notice, that it stopped without an answer)."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     waiting = notice is Notice.RELAY_RETRYING
     status = renderer.t("status.waiting_for_relay" if waiting else "status.relay_never_answered")
     header = renderer.header(
@@ -609,7 +676,7 @@ def render_error(
     message_key: str, *, locale: str, catalog: Catalog | None = None
 ) -> RenderedMessage:
     """A short red card for the requester; an unknown key shows the generic error."""
-    renderer = _Renderer(catalog or default_catalog(), locale)
+    renderer = _renderer(catalog or default_catalog(), locale)
     try:
         text = renderer.t(message_key)
     except KeyError:

@@ -11,11 +11,18 @@ from typing import Any
 
 import discord
 
-from bot.render.budget import CONTROL_SLOTS, fit_text
-from bot.render.components import Block, canonical, cost, text_blocks, to_item
+from bot.render.budget import CONTROL_SLOTS, TEXT_LIMIT, fit_text
+from bot.render.components import (
+    Block,
+    cost,
+    text_blocks,
+)
+
+# What a card shows, as compact JSON: the fingerprint is the SHA-256 of this text.
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedMessage:
     """What one status message shows; `fingerprint` is equal iff the user would see the same.
 
@@ -32,7 +39,7 @@ class RenderedMessage:
     def components(self) -> int:
         """The components the message counts, the container and the controls' row included."""
         controls = 1 + len(self.controls) if self.controls else 0
-        return 1 + sum(cost(block) for block in self.blocks) + controls
+        return 1 + cost(self.blocks) + controls
 
     @property
     def text_length(self) -> int:
@@ -51,7 +58,7 @@ class RenderedMessage:
             accent_colour=discord.Colour(self.colour)
         )
         for block in self.blocks:
-            container.add_item(to_item(block))
+            container.add_item(block.item())
         if self.controls:
             container.add_item(discord.ui.ActionRow(*self.controls))
         view = discord.ui.LayoutView(timeout=None)
@@ -61,17 +68,12 @@ class RenderedMessage:
 
 def finish(colour: discord.Colour, blocks: list[Block]) -> RenderedMessage:
     """The message the blocks make once the text budget is applied."""
-    fit_text([text.pieces for text in text_blocks(blocks)])
-    shown = tuple(block for block in blocks if _shows_something(block))
-    canonical_form = json.dumps(
-        [colour.value, [canonical(block) for block in shown]],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    texts = text_blocks(blocks)
+    if sum([len(text.settle()) for text in texts]) > TEXT_LIMIT:
+        fit_text([text.pieces for text in texts])
+        for text in texts:
+            text.settle()
+    shown = tuple([block for block in blocks if block.shows_something()])
+    canonical_form = _CANONICAL.encode([colour.value, [block.canonical() for block in shown]])
     fingerprint = hashlib.sha256(canonical_form.encode("utf-8")).hexdigest()
     return RenderedMessage(colour=colour.value, blocks=shown, fingerprint=fingerprint)
-
-
-def _shows_something(block: Block) -> bool:
-    texts = text_blocks([block])
-    return not texts or any(text.text.strip() for text in texts)
