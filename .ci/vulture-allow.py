@@ -2,6 +2,7 @@
 # dataclass fields or protocol parameters exist for their callers' sake.
 # ruff: noqa
 from bot.app import SunoBot
+from bot.config import Settings
 from bot.controls import CardButton, LyricsPageButton
 from bot.render.picker import ClipPicker
 from bot.tree import SunoCommandTree
@@ -15,6 +16,7 @@ SunoBot.on_connect  # a discord.py event
 SunoBot.on_resumed  # a discord.py event
 SunoBot.on_disconnect  # a discord.py event
 SunoCommandTree.on_error  # called by discord.py for a failed command
+Settings._shards_fit  # a pydantic model validator
 CardButton.from_custom_id  # discord.py builds a pressed dynamic item through it
 LyricsPageButton.from_custom_id  # likewise
 Buttons.cog_load  # called by discord.py when the cog is added

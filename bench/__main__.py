@@ -11,7 +11,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import ack, discord_load, driver, hotpath_scenario, member_keys, relay_load, scale
+from bench import (
+    ack,
+    cluster,
+    discord_load,
+    driver,
+    hotpath_scenario,
+    member_keys,
+    relay_load,
+    scale,
+)
 from bench.driver import RESULTS_DIR
 from bench.report import Row, markdown_table, medians, text_table, write_results
 
@@ -23,6 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
     "discord": discord_load.run,
     "scale": scale.run,
     "hotpath": hotpath_scenario.run,
+    "cluster": cluster.run,
     # Minutes long: run only when asked for (`--only scale100k`).
     "scale100k": scale.run_huge,
     "keys": member_keys.run,

@@ -35,6 +35,8 @@ from bot.render import render_task
 from bot.runner import assembled_bot
 from bot.suno.client import RelayClient
 from bot.suno.models import Task, envelope_from, task_from_data
+from bot.tracking.ownership import LeaseKeeper, LeaseTiming, membership_keeper
+from bot.tracking.postgres import PostgresWatchStore
 from bot.tracking.store import NewWatch
 from tests.kit.fake_discord import CommandHandlers
 
@@ -115,6 +117,8 @@ class Host:
         self.probe = LoopProbe()
         self.probe_started = (0.0, 0.0)
         self.watches_added = 0
+        self.membership: asyncio.Task[None] | None = None
+        self.keeper: LeaseKeeper | None = None
 
     async def handle(self, request: dict[str, Any]) -> Any:
         handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
@@ -123,6 +127,7 @@ class Host:
             "probe_start": self.probe_start,
             "probe_stop": self.probe_stop,
             "stats": self.stats,
+            "leases": self.leases,
             "hotpath": self.hotpath,
             "stop": self.stop,
         }
@@ -136,6 +141,8 @@ class Host:
         settings = Settings(_env_file=None, **values)
         if self.kind == "ours":
             bot: SunoBot | NaiveBot = await self.stack.enter_async_context(assembled_bot(settings))
+            if settings.clustered and isinstance(bot, SunoBot):
+                await self._join_cluster(bot, settings, handover=request.get("handover"))
         else:
             session = await self.stack.enter_async_context(aiohttp.ClientSession())
             relay = RelayClient(
@@ -160,7 +167,39 @@ class Host:
             if time.monotonic() > deadline:
                 raise RuntimeError("the bot did not become ready in time")
             await asyncio.sleep(0.02)
-        return {"pid": os.getpid()}
+        return {"pid": os.getpid(), "instance": getattr(bot, "instance", None)}
+
+    async def _join_cluster(self, bot: SunoBot, settings: Settings, handover: str | None) -> None:
+        """As the runner does on PostgreSQL: a membership lease, held while the bot runs.
+        `handover="scan"` turns the notification off, so leaders find new watches only by
+        their scan each sync (to compare the two)."""
+        if handover == "scan" and isinstance(bot.store, PostgresWatchStore):
+
+            async def not_told(watch: object) -> None:
+                return None
+
+            bot.store.hand_over = not_told  # type: ignore[method-assign]
+        ttl = settings.cluster_lease_seconds
+        keeper: LeaseKeeper = membership_keeper(
+            bot.store, bot.instance, LeaseTiming(ttl=ttl, renew_every=ttl / 3)
+        )
+        await keeper.wait_until_held(lambda: False)
+        forever = asyncio.Event()
+
+        async def hold() -> None:
+            await forever.wait()
+
+        async def stop() -> None:
+            forever.set()
+
+        self.keeper = keeper
+        self.membership = asyncio.create_task(keeper.run(hold, stop))
+
+    async def leases(self, request: dict[str, Any]) -> Any:
+        """The task ids this process leads now (the bench's watches all use the bot's key)."""
+        bot = self.bot
+        assert isinstance(bot, SunoBot) and bot.coordinator is not None
+        return sorted(task_id for _, task_id in bot.coordinator.held)
 
     async def watch(self, request: dict[str, Any]) -> Any:
         """Registers watches of interactions the fake already answered, as the command would."""
@@ -231,6 +270,14 @@ class Host:
         peak = _peak_rss_kib()
         if self.handlers is not None:
             await self.handlers.drain(float(request.get("grace", 2.0)))
+        if self.bot is not None:
+            await self.bot.close()
+        if self.membership is not None:
+            self.membership.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self.membership
+        if self.keeper is not None:
+            await self.keeper.release()
         await self.stack.aclose()
         if self.bot is not None:
             await self.bot.close()

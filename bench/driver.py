@@ -79,6 +79,11 @@ class BotProcess:
             raise BotProcessError(f"{op!r} failed in the bot process: {reply['error']}")
         return reply["result"]
 
+    def kill(self) -> None:
+        """SIGKILL: the process ends at once, without releasing anything."""
+        if self._process.returncode is None:
+            self._process.kill()
+
     async def close(self) -> dict[str, Any]:
         result: dict[str, Any] = {}
         if self._process.returncode is None:

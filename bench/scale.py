@@ -24,7 +24,7 @@ from tests.kit.fake_discord import JSONObject
 from tests.kit.payloads import music_timeline
 
 SCENARIO = "4 scale"
-HUGE_SCENARIO = "7 scale 100k"
+HUGE_SCENARIO = "8 scale 100k"
 RSS_TARGET_MB = 120.0
 LAG_TARGET_MS = 20.0
 STALL_TARGET_MS = 50.0

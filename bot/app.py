@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -22,8 +23,11 @@ from bot.metrics import Metrics
 from bot.render import Notice, RenderedMessage, render_error, render_task, render_unanswered
 from bot.suno.client import RelayClient
 from bot.suno.models import Task
+from bot.tracking.cluster import ClusterTiming, Coordinator
 from bot.tracking.editor import MessageContent, MessageEditor
+from bot.tracking.ownership import new_owner_id
 from bot.tracking.policy import PollPolicy
+from bot.tracking.postgres import PostgresWatchStore
 from bot.tracking.store import BotStore, Watch
 from bot.tracking.tracker import Tracker
 from bot.tree import SunoCommandTree
@@ -36,6 +40,9 @@ GC_THRESHOLDS = (10_000, 10, 100)
 
 EXTENSIONS = ("cogs.suno", "cogs.keys", "cogs.buttons")
 COMMAND_HASH_KEY = "command_tree_hash:global"
+# Held while one process of a cluster syncs the commands; the others leave it to that one.
+COMMAND_SYNC_LEASE = "command-sync"
+COMMAND_SYNC_SECONDS = 60.0
 # Every message the bot sends or edits: relay text must never ping anyone.
 NO_MENTIONS = discord.AllowedMentions.none()
 # What the invite link asks for (the README lists them): 117760.
@@ -112,6 +119,8 @@ class SunoBot(commands.Bot):
         store: BotStore,
         keys: MemberKeys,
         metrics: Metrics | None = None,
+        instance: str | None = None,
+        **client_options: Any,
     ) -> None:
         metrics = metrics or Metrics()
         super().__init__(
@@ -121,7 +130,10 @@ class SunoBot(commands.Bot):
             tree_cls=SunoCommandTree,
             help_command=None,
             http_trace=metrics.discord_trace(),
+            **client_options,
         )
+        # Names this process in the store's leases (the same name as its membership).
+        self.instance = instance or new_owner_id()
         self.settings = settings
         self.relay = relay
         self.store = store
@@ -159,6 +171,17 @@ class SunoBot(commands.Bot):
             on_finished=self.completion.finished,
         )
         metrics.tracker_stats = self.tracker.stats
+        self.coordinator: Coordinator | None = None
+        if isinstance(store, PostgresWatchStore):
+            # Several processes share this store: each follows its share of the tasks.
+            timing = ClusterTiming.for_settings(
+                settings.cluster_lease_seconds,
+                settings.poll_interval_seconds,
+                settings.suno_batch_size,
+            )
+            self.coordinator = Coordinator(store, self.instance, timing)
+            self.coordinator.attach(self.tracker)
+            self.tracker.share_with(self.coordinator)
         # Command descriptions in every supported language, for each client's own.
         self.command_translator = CommandTranslator(default_catalog())
         self._resumed = False
@@ -226,7 +249,22 @@ class SunoBot(commands.Bot):
         self.metrics.gateway(connected=False)
 
     async def sync_commands(self) -> None:
-        """Syncs to the development guild at every start; globally only when the tree changed."""
+        """Syncs to the development guild at every start; globally only when the tree changed.
+        In a cluster one process does it while the others go on."""
+        if not self.settings.clustered:
+            await self._sync_commands()
+            return
+        if not await self.store.acquire_lease(
+            COMMAND_SYNC_LEASE, self.instance, COMMAND_SYNC_SECONDS
+        ):
+            log.info("another process of the cluster syncs the commands")
+            return
+        try:
+            await self._sync_commands()
+        finally:
+            await self.store.release_lease(COMMAND_SYNC_LEASE, self.instance)
+
+    async def _sync_commands(self) -> None:
         guild_id = self.settings.discord_guild_id
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
@@ -255,18 +293,65 @@ class SunoBot(commands.Bot):
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def runs_shard_of(self, guild_id: int) -> bool:
+        """Whether this process's gateway connections carry `guild_id`'s events."""
+        shards, count = self.settings.shards, self.settings.shard_count
+        if shards is None or count is None:
+            return True
+        # Discord's rule for which shard carries a server.
+        return (guild_id >> 22) % count in shards
+
     def can_edit_channel(self, watch: Watch) -> bool:
         """Whether the bot token can edit the watch's message once the interaction token is gone."""
         if watch.ephemeral or watch.guild_id is None or watch.channel_id is None:
             return False
         guild = self.get_guild(watch.guild_id)
         if guild is None:
-            return False  # installed without the bot user, or removed from the server
+            # A server on another process's shard is not in this cache: Discord's answer to
+            # the edit decides. On this process's shards: installed without the bot user, or
+            # removed from the server.
+            return not self.runs_shard_of(watch.guild_id)
         channel = guild.get_channel_or_thread(watch.channel_id)
         if channel is None or guild.me is None:
             # Not cached (a private thread, say): Discord's answer to the edit decides.
             return True
         return channel.permissions_for(guild.me).view_channel
+
+
+class ShardedSunoBot(SunoBot, commands.AutoShardedBot):
+    """The bot over several gateway shards in one process (SHARD_COUNT, SHARD_IDS)."""
+
+
+def make_bot(
+    *,
+    settings: Settings,
+    relay: RelayClient,
+    store: BotStore,
+    keys: MemberKeys,
+    metrics: Metrics | None = None,
+    instance: str | None = None,
+) -> SunoBot:
+    """The bot for `settings`: one gateway connection, or the shards SHARD_IDS names."""
+    shards = settings.shards
+    if shards is None:
+        return SunoBot(
+            settings=settings,
+            relay=relay,
+            store=store,
+            keys=keys,
+            metrics=metrics,
+            instance=instance,
+        )
+    return ShardedSunoBot(
+        settings=settings,
+        relay=relay,
+        store=store,
+        keys=keys,
+        metrics=metrics,
+        instance=instance,
+        shard_count=settings.shard_count,
+        shard_ids=shards,
+    )
 
 
 def _settle_heap() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.config import StoreSettings
+from bot.config import StoreSettings, is_postgres_url
 
 # How long the copy waits for a writer's lock before giving up.
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -54,6 +54,11 @@ def run_backup(settings: StoreSettings, target: str) -> int:
 def back_up(settings: StoreSettings, target: str) -> Backup:
     """Copies the store at DATABASE_URL to `target` (a new file, or a directory to put a
     dated file in), checks the copy and returns what it holds."""
+    if is_postgres_url(settings.database_url):
+        raise BackupError(
+            "DATABASE_URL names a PostgreSQL database; back it up with PostgreSQL's own tools"
+            " (pg_dump --format=custom), see the README"
+        )
     database = settings.database_path.resolve()
     if not database.is_file():
         raise BackupError(_missing(settings, database))

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,8 +63,41 @@ def sqlite_path(database_url: str) -> Path:
     return Path(database_url[len(prefix) :])
 
 
+# SQLAlchemy spells the driver into the scheme; the bot always uses asyncpg.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+
+
+def is_postgres_url(database_url: str) -> bool:
+    """Whether the URL names a PostgreSQL database (the cluster store) rather than a file."""
+    return database_url.startswith(POSTGRES_SCHEMES)
+
+
 def _database_url(value: str) -> str:
+    if is_postgres_url(value):
+        if len(value) == len(value.split("//", 1)[0]) + 2:
+            raise ValueError("a PostgreSQL URL needs a host or a database")
+        return value
     sqlite_path(value)
+    return value
+
+
+def shard_ids(value: str) -> list[int]:
+    """The shard ids a `0-3`, `4,5,6` or `0-1,4` setting names, sorted, each once."""
+    ids: set[int] = set()
+    for part in value.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError("expected shard ids such as 0-3 or 0,2,5")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ValueError("a shard range must go upwards, such as 0-3")
+        ids.update(range(low, high + 1))
+    return sorted(ids)
+
+
+def _shard_ids(value: str | None) -> str | None:
+    if value is not None:
+        shard_ids(value)
     return value
 
 
@@ -115,7 +149,11 @@ MetricsAddress = Annotated[
     str | None, BeforeValidator(_blank_is_none), AfterValidator(_metrics_address)
 ]
 DATABASE_URL_DEFAULT = "sqlite:///data/suno-bot.sqlite3"
-DATABASE_URL_EXPECTED = "a SQLite URL such as sqlite:///data/suno-bot.sqlite3"
+DATABASE_URL_EXPECTED = (
+    "a SQLite URL such as sqlite:///data/suno-bot.sqlite3, or a PostgreSQL URL such as"
+    " postgresql://user:password@host/database"
+)
+ShardIds = Annotated[str | None, BeforeValidator(_blank_is_none), AfterValidator(_shard_ids)]
 METRICS_ADDRESS_EXPECTED = "host:port such as 127.0.0.1:9108, or unset"
 FERNET_KEY_BYTES = 32
 ENCRYPTION_EXPECTED = (
@@ -149,8 +187,9 @@ class Settings(BaseSettings):
     discord_guild_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = Field(
         default=None, gt=0, description="a numeric server id, or unset"
     )
+    # A PostgreSQL URL may hold a password: kept out of the settings' repr.
     database_url: DatabaseUrl = Field(
-        default=DATABASE_URL_DEFAULT, description=DATABASE_URL_EXPECTED
+        default=DATABASE_URL_DEFAULT, description=DATABASE_URL_EXPECTED, repr=False
     )
     poll_interval_seconds: float = Field(
         default=5.0, ge=0.1, description="a number of seconds, at least 0.1"
@@ -171,6 +210,16 @@ class Settings(BaseSettings):
         default=60.0, ge=0, le=600, description="a number of seconds from 0 to 600"
     )
     metrics_address: MetricsAddress = Field(default=None, description=METRICS_ADDRESS_EXPECTED)
+    shard_count: Annotated[int | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None, ge=1, description="a whole number of shards, at least 1, or unset"
+    )
+    shard_ids: ShardIds = Field(
+        default=None,
+        description="shard ids below SHARD_COUNT such as 0-3 or 0,2,5, or unset (all shards)",
+    )
+    cluster_lease_seconds: float = Field(
+        default=15.0, ge=1, le=300, description="a number of seconds from 1 to 300"
+    )
     attach_audio: bool = Field(default=True, description="true or false")
     audio_hosts: Annotated[str, AfterValidator(_audio_hosts)] = Field(
         default=DEFAULT_AUDIO_HOSTS,
@@ -187,9 +236,39 @@ class Settings(BaseSettings):
         AfterValidator(_key_encryption_secret),
     ] = Field(default=None, description=ENCRYPTION_EXPECTED)
 
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT")
+            ids = shard_ids(self.shard_ids)
+            if ids[-1] >= self.shard_count:
+                raise ValueError("SHARD_IDS names a shard at or above SHARD_COUNT")
+            if len(ids) < self.shard_count and not self.clustered:
+                # On SQLite one process works at a time: the other shards would go unserved.
+                raise ValueError(
+                    "SHARD_IDS names only some shards: the others need processes of their own,"
+                    " which share a PostgreSQL DATABASE_URL (a SQLite store serves one process)"
+                )
+        return self
+
     @property
     def database_path(self) -> Path:
         return sqlite_path(self.database_url)
+
+    @property
+    def clustered(self) -> bool:
+        """Whether the store is shared by several processes (PostgreSQL)."""
+        return is_postgres_url(self.database_url)
+
+    @property
+    def shards(self) -> list[int] | None:
+        """The shard ids this process runs, or None when it is not sharded."""
+        if self.shard_count is None:
+            return None
+        if self.shard_ids is None:
+            return list(range(self.shard_count))
+        return shard_ids(self.shard_ids)
 
     @property
     def audio_host_list(self) -> tuple[AudioHost, ...]:
@@ -264,6 +343,9 @@ def _problems(exc: ValidationError) -> list[str]:
 
 
 def _problem(field: str, error: ErrorDetails) -> str:
+    if not error["loc"]:
+        # A rule between settings (SHARD_IDS against SHARD_COUNT): its own words, no values.
+        return str(error["msg"]).removeprefix("Value error, ")
     info = Settings.model_fields.get(field)
     expected = (info.description if info else None) or "a valid value"
     name = field.upper()

@@ -61,6 +61,11 @@ class KeyUnusable(RelayKeyRejected):
     message_key = "error.member_key_rejected"
 
 
+class KeyRemoved(KeyUnusable):
+    """The stored key's row is gone: its owner removed it (perhaps through another process
+    of a cluster). Its watches end saying live updates ended, as on removal."""
+
+
 class InvalidKey(ValueError):
     """What a member pasted is not a relay key; `reason` is a catalog key saying why."""
 
@@ -138,7 +143,7 @@ class KeyStore(Protocol):
 
     async def replace_ciphertext(self, key_id: int, old: bytes, new: bytes) -> None: ...
 
-    async def remove_key(self, key_id: int) -> None: ...
+    async def remove_key(self, key_id: int) -> list[int]: ...
 
 
 class KeyCheck(StrEnum):
@@ -217,10 +222,13 @@ class MemberKeys:
         return OPERATOR_KEY
 
     async def secret(self, key_id: int) -> SecretStr:
-        """The key of row `key_id`, decrypted for one request; KeyUnusable if it is gone."""
-        stored = await self._store.key_by_id(key_id) if self._ring is not None else None
+        """The key of row `key_id`, decrypted for one request; KeyRemoved if it is gone,
+        KeyUnusable if it cannot be read."""
+        if self._ring is None:
+            raise KeyUnusable("member keys are off")
+        stored = await self._store.key_by_id(key_id)
         if stored is None:
-            raise KeyUnusable("the relay key was removed or member keys are off")
+            raise KeyRemoved("the relay key was removed")
         key = self._decrypt(stored)
         await self._refresh(stored)
         return key
@@ -234,8 +242,9 @@ class MemberKeys:
             raise RuntimeError("member keys are off")
         return await self._store.put_key(owner, owner_id, self._ring.encrypt(key), key[-4:])
 
-    async def remove(self, key_id: int) -> None:
-        await self._store.remove_key(key_id)
+    async def remove(self, key_id: int) -> list[int]:
+        """Deletes the key; the ids of the active watches that ended with it."""
+        return await self._store.remove_key(key_id)
 
 
 async def check_key(relay: RelayClient, key: str) -> KeyCheck:

@@ -14,15 +14,25 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
-from bot.app import SunoBot
+from bot.app import SunoBot, make_bot
 from bot.config import Settings
 from bot.keys import KeyRing, MemberKeys
 from bot.logs import describe_failure
 from bot.metrics import EndpointError, Metrics, serving
 from bot.suno.client import RelayClient
 from bot.suno.errors import RelayKeyRejected, RelayProtocolError, RelayUnavailable, TaskNotFound
-from bot.tracking.ownership import describe_holder, while_owner
-from bot.tracking.store import SqliteWatchStore, StoreError
+from bot.tracking.backends import OpenStore, describe_location, open_store
+from bot.tracking.ownership import (
+    LeaseKeeper,
+    LeaseTiming,
+    describe_holder,
+    describe_members,
+    membership_keeper,
+    new_owner_id,
+    while_owner,
+)
+from bot.tracking.postgres import PostgresWatchStore
+from bot.tracking.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +64,29 @@ class Resources:
     """What the bot runs on besides Discord: the store, the relay client, and the metrics
     every Discord login reports into."""
 
-    store: SqliteWatchStore
+    store: OpenStore
     relay: RelayClient
     metrics: Metrics
     keys: MemberKeys
+    # This process's name in the store's leases.
+    instance: str
 
 
 @asynccontextmanager
 async def bot_resources(settings: Settings) -> AsyncIterator[Resources]:
     """The store and the relay session; both are closed on the way out."""
     metrics = Metrics()
-    store = await SqliteWatchStore.open(settings.database_path, observer=metrics)
+    store = await open_store(settings.database_url, observer=metrics)
     try:
         keys = await member_keys(settings, store)
         async with aiohttp.ClientSession() as session:
-            yield Resources(store, relay_client(session, settings, metrics), metrics, keys)
+            relay = relay_client(session, settings, metrics)
+            yield Resources(store, relay, metrics, keys, new_owner_id())
     finally:
         await store.close()
 
 
-async def member_keys(settings: Settings, store: SqliteWatchStore) -> MemberKeys:
+async def member_keys(settings: Settings, store: OpenStore) -> MemberKeys:
     """The member and server keys, on when KEY_ENCRYPTION_SECRET is set; keys encrypted with
     an older secret are re-encrypted with the first one at start."""
     secrets = settings.key_encryption_secrets
@@ -90,12 +103,13 @@ async def member_keys(settings: Settings, store: SqliteWatchStore) -> MemberKeys
 @asynccontextmanager
 async def discord_client(settings: Settings, resources: Resources) -> AsyncIterator[SunoBot]:
     """One SunoBot on the given resources, closed on the way out (within CLOSE_SECONDS)."""
-    bot = SunoBot(
+    bot = make_bot(
         settings=settings,
         relay=resources.relay,
         store=resources.store,
         metrics=resources.metrics,
         keys=resources.keys,
+        instance=resources.instance,
     )
     try:
         yield bot
@@ -124,12 +138,14 @@ async def serve(settings: Settings) -> int:
         ):
             session = DiscordSession(settings, resources)
             with _stop_on_signals(session.request_stop):
-                # Only the store's owner logs in and edits; another process on it waits here.
+                # On SQLite only the store's owner logs in and edits; another process on it
+                # waits here. On PostgreSQL every process is a member of the cluster.
                 await while_owner(
                     resources.store,
                     session.run,
                     stopped=lambda: session.stop_requested,
                     stop=session.stop,
+                    keeper=_keeper(settings, resources),
                 )
     except DISCORD_REFUSALS as exc:
         log.error("%s", refusal_line(exc))
@@ -139,6 +155,16 @@ async def serve(settings: Settings) -> int:
         return 1
     log.info("stopped")
     return 0
+
+
+def _keeper(settings: Settings, resources: Resources) -> LeaseKeeper | None:
+    """The lease this process runs under: the store's own (SQLite, one process at a time), or
+    its membership of the cluster (PostgreSQL, any number of processes)."""
+    if not settings.clustered:
+        return None
+    ttl = settings.cluster_lease_seconds
+    timing = LeaseTiming(ttl=ttl, renew_every=ttl / 3)
+    return membership_keeper(resources.store, resources.instance, timing)
 
 
 class LoginBackoff:
@@ -300,13 +326,17 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 async def _check_store(settings: Settings, report: Callable[[bool, str], None]) -> None:
     """The database opens; with member keys on, every stored key decrypts."""
     try:
-        store = await SqliteWatchStore.open(settings.database_path)
+        store = await open_store(settings.database_url)
     except StoreError as exc:
         report(False, f"database: {exc}")
         return
     try:
-        holder = await describe_holder(store)
-        report(True, f"database opens ({settings.database_path}); {holder}")
+        holder = await (
+            describe_members(store)
+            if isinstance(store, PostgresWatchStore)
+            else describe_holder(store)
+        )
+        report(True, f"database opens ({describe_location(settings.database_url)}); {holder}")
         secrets = settings.key_encryption_secrets
         if secrets:
             stored, unreadable = await MemberKeys(store, KeyRing(secrets)).count_readable()

@@ -150,9 +150,10 @@ class KeyCommands:
         # Its watches end (each message says live updates ended) rather than fall back to
         # another key: a relay shows a task only to the key that made it, so another key
         # would only turn the message into "no task with that id".
-        ended = self.bot.tracker.end_key(stored.id)
-        await self.bot.keys.remove(stored.id)
-        await _answer(interaction, f"{self.owner.prefix}.remove.done", count=ended)
+        # Counted in both places: the watches followed here, and (in a cluster) those other
+        # processes follow, which end at their next poll.
+        ended = {*self.bot.tracker.end_key(stored.id), *await self.bot.keys.remove(stored.id)}
+        await _answer(interaction, f"{self.owner.prefix}.remove.done", count=len(ended))
 
     async def _stored(self, interaction: Interaction) -> StoredKey | None:
         owner_id = self.owner.id_of(interaction)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.backup import BackupError, back_up
-from bot.config import StoreSettings
+from bot.backup import BackupError, back_up, run_backup
+from bot.config import StoreSettings, load
 from bot.tracking.store import NewWatch, SqliteWatchStore, WatchOutcome
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,3 +259,18 @@ async def test_backup_without_a_path_prints_the_usage(tmp_path: Path) -> None:
         2,
         "usage: python -m bot [run | check | backup PATH | health | new-secret]\n",
     )
+
+
+def test_a_postgresql_store_is_left_to_pg_dump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw-secret@db/suno")
+
+    assert run_backup(load(StoreSettings), str(tmp_path)) == 1
+
+    out = capsys.readouterr().out
+    assert "FAIL  backup not written" in out
+    assert "pg_dump" in out
+    assert "pw-secret" not in out
+    assert list(tmp_path.iterdir()) == []

@@ -110,6 +110,22 @@ async def _run(
     return subprocess.CompletedProcess(args, proc.returncode or 0, stdout.decode(), None)
 
 
+async def test_check_on_postgresql_names_the_database_and_the_running_processes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_url: str
+) -> None:
+    async with FakeRelay(api_key=RELAY_KEY) as relay:
+        settings = settings_for(relay.base_url, RELAY_KEY, tmp_path).model_copy(
+            update={"database_url": postgres_url}
+        )
+        code = await check(settings)
+    out = capsys.readouterr().out
+    assert code == 0
+    [database] = [line for line in out.splitlines() if "database opens" in line]
+    assert "@127.0.0.1:" in database
+    assert "no process of the cluster runs now" in database
+    assert "test-password" not in out
+
+
 async def test_check_says_whether_every_member_key_still_decrypts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

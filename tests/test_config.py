@@ -28,6 +28,9 @@ ALL_VARIABLES = [
     "SUNO_BATCH_SIZE",
     "INTERACTION_EXPIRY_MARGIN_SECONDS",
     "METRICS_ADDRESS",
+    "SHARD_COUNT",
+    "SHARD_IDS",
+    "CLUSTER_LEASE_SECONDS",
     "ATTACH_AUDIO",
     "AUDIO_HOSTS",
     "AUDIO_TIMEOUT_SECONDS",
@@ -89,7 +92,11 @@ def test_each_missing_required_variable_is_named_in_one_line(
         ("POLL_INTERVAL_SECONDS", "soon"),
         ("WATCH_TIMEOUT_SECONDS", "0"),
         ("DISCORD_GUILD_ID", "my-server"),
-        ("DATABASE_URL", "postgres://db/suno"),
+        ("DATABASE_URL", "mysql://db/suno"),
+        ("DATABASE_URL", "postgresql://"),
+        ("SHARD_COUNT", "0"),
+        ("SHARD_IDS", "three"),
+        ("CLUSTER_LEASE_SECONDS", "0.5"),
         ("LOG_LEVEL", "LOUD"),
         ("SUNO_BATCH_SIZE", "0"),
     ],
@@ -233,7 +240,8 @@ def test_an_empty_value_is_reported_as_empty_rather_than_invalid(
         load_settings()
     assert caught.value.problems == (
         "SUNO_API_BASE_URL is empty: set it to the relay's base URL, e.g. https://relay.example.com",
-        "DATABASE_URL is empty: set it to a SQLite URL such as sqlite:///data/suno-bot.sqlite3",
+        "DATABASE_URL is empty: set it to a SQLite URL such as sqlite:///data/suno-bot.sqlite3,"
+        " or a PostgreSQL URL such as postgresql://user:password@host/database",
     )
 
 
@@ -266,6 +274,59 @@ def test_a_dotenv_full_of_problems_never_shows_a_secret(tmp_path: Path) -> None:
     assert "DISCORD_GUILD_ID is invalid" in message
     assert "discord-secret-token" not in message
     assert "sk-relay-secret" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "shards"), [("0-3", [0, 1, 2, 3]), ("4,6", [4, 6]), ("0-1, 6", [0, 1, 6])]
+)
+def test_shard_ids_name_ranges_and_lists(
+    monkeypatch: pytest.MonkeyPatch, value: str, shards: list[int]
+) -> None:
+    set_required(monkeypatch, SHARD_COUNT="8", SHARD_IDS=value, DATABASE_URL="postgresql://db/suno")
+    assert load_settings().shards == shards
+
+
+def test_without_shard_ids_a_process_runs_every_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, SHARD_COUNT="3")
+    assert load_settings().shards == [0, 1, 2]
+    set_required(monkeypatch, SHARD_COUNT="")
+    assert load_settings().shards is None
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SHARD_IDS": "0-1"}, "SHARD_IDS needs SHARD_COUNT"),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "2-4"},
+            "SHARD_IDS names a shard at or above SHARD_COUNT",
+        ),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "3-1"}, "SHARD_IDS is invalid: expected shard ids"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "0-1"}, "SHARD_IDS names only some shards"),
+    ],
+)
+def test_shard_ids_that_do_not_fit_are_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    set_required(monkeypatch, **env)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    [line] = caught.value.problems
+    assert line.startswith(problem)
+
+
+def test_a_postgresql_url_selects_the_shared_store_and_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_required(monkeypatch, DATABASE_URL="postgresql://bot:pw-secret@db:5432/suno")
+    settings = load_settings()
+    assert settings.clustered
+    assert "pw-secret" not in repr(settings)
+
+
+def test_a_sqlite_process_may_run_every_shard_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_required(monkeypatch, SHARD_COUNT="2", SHARD_IDS="0-1")
+    assert load_settings().shards == [0, 1]
 
 
 def test_audio_hosts_take_hosts_and_host_ports(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -414,3 +414,26 @@ async def test_the_runtime_stage_passes_the_check_as_an_unprivileged_user_on_rea
             user, str(venv_python), "-c", f"import {module}", cwd=app, env=env
         )
         assert missing != 0, module
+
+
+def test_the_cluster_profile_runs_postgres_and_one_process_per_shard() -> None:
+    services: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    single = services["bot"]
+    shards = {name: s for name, s in services.items() if name.startswith("shard-")}
+
+    assert "profiles" not in single  # `docker compose up` runs the single bot, as before
+    assert services["postgres"]["profiles"] == ["cluster"]
+    assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    counts = {s["environment"]["SHARD_COUNT"] for s in shards.values()}
+    assert counts == {str(len(shards))} and len(shards) >= 2
+    assert sorted(s["environment"]["SHARD_IDS"] for s in shards.values()) == [
+        str(n) for n in range(len(shards))
+    ]
+    for service in shards.values():
+        assert service["profiles"] == ["cluster"]
+        assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        # The same hardening as the single bot.
+        for key in ("read_only", "cap_drop", "security_opt", "healthcheck", "logging", "tmpfs"):
+            assert service[key] == single[key], key
+    assert "docker compose --profile cluster up" in (REPO / "README.md").read_text()

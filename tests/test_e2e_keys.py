@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import SunoBot
+from bot.keys import KeyOwner
 from tests.kit.bot_process import BotProcess
 from tests.kit.fake_discord import (
     DEFAULT_USER_ID,
@@ -448,3 +450,57 @@ async def test_a_key_never_reaches_the_logs_of_a_real_bot_process_even_at_debug(
     sent = str([(r.path, r.json) for r in fake.requests])
     for secret in (KEY_A, KEY_B, SERVER_KEY):
         assert secret[:-4] not in sent  # not in any message, command or sync payload
+
+
+# -- on PostgreSQL ----------------------------------------------------------------------------
+
+
+async def pg_rows(postgres_url: str, sql: str) -> list[tuple[Any, ...]]:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        return [tuple(record.values()) for record in await connection.fetch(sql)]
+    finally:
+        await connection.close()
+
+
+async def test_on_postgresql_members_keys_follow_their_tasks_and_a_removed_key_ends_its_watches(
+    fake: FakeDiscord, relay: FakeRelay, database: Path, postgres_url: str
+) -> None:
+    relay.accept_key(KEY_A)
+    relay.accept_key(KEY_B)
+    relay.add_task("song-bob", music_timeline("song-bob"), key=KEY_B)
+    relay.add_task("alice-long", running_task("alice-long"), key=KEY_A)
+    settings = keyed_settings(relay, database, DATABASE_URL=postgres_url)
+    async with running_bot(fake, settings) as bot:
+        assert "works and is saved" in await set_key(fake, KEY_A, user_id=ALICE)
+        assert "works and is saved" in await set_key(fake, KEY_B, user_id=BOB)
+        bob = await status(fake, "song-bob", user_id=BOB)
+        alice = await status(fake, "alice-long", user_id=ALICE)
+        # On PostgreSQL a new watch is followed once its task's lease is taken.
+        own = await bot.keys.status(KeyOwner.USER, ALICE)
+        assert own is not None
+        await fake.wait_for(lambda: bot.tracker.polls((own.id, "alice-long")))
+        await fake.wait_for(lambda: shows(fake, alice, "Generating"))
+        answer = await run(fake, "remove", user_id=ALICE)
+        await fake.wait_for(lambda: shows(fake, alice, "Live updates ended"))
+        await fake.wait_for(lambda: bot.tracker.stats().watches == 0)
+        assert "no relay key" in await run(fake, "status", user_id=ALICE)
+    assert answer.endswith(": 1.")
+    message = fake.message_for(bob)
+    assert message is not None and "Live updates ended" not in text_of(message)
+    assert keys_used_for(relay, "song-bob") == {f"Bearer {KEY_B}"}
+    assert keys_used_for(relay, "alice-long") == {f"Bearer {KEY_A}"}
+    [(owner, ciphertext)] = await pg_rows(
+        postgres_url, "SELECT owner_id, ciphertext FROM relay_keys"
+    )
+    assert owner == BOB
+    assert Fernet(SECRET.encode()).decrypt(ciphertext) == KEY_B.encode()
+    assert KEY_B[:-4].encode() not in ciphertext
+    watches = await pg_rows(
+        postgres_url, "SELECT task_id, outcome, key_id FROM watches ORDER BY id"
+    )
+    assert [(task, outcome) for task, outcome, _ in watches] == [
+        ("song-bob", "finished"),
+        ("alice-long", "lost"),
+    ]
+    assert watches[1][2] is None  # the removed key's row is gone, and no watch names it

@@ -1,4 +1,5 @@
-"""The SQLite watch store against real database files."""
+"""The watch store contract against both backends (a SQLite file, a real PostgreSQL database),
+and what is particular to each."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from bot.config import is_postgres_url, sqlite_path
+from bot.tracking import postgres as postgres_module
 from bot.tracking import store as store_module
+from bot.tracking.backends import OpenStore, open_store
 from bot.tracking.store import (
     MIGRATIONS,
     AudioState,
@@ -82,10 +87,28 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteWatchStore]:
-    opened = await SqliteWatchStore.open(db_path)
+async def store(store_url: str) -> AsyncIterator[OpenStore]:
+    opened = await open_store(store_url)
     yield opened
     await opened.close()
+
+
+async def outcome_of(
+    store_url: str, watch_id: int, columns: str = "outcome, interaction_token"
+) -> tuple[object, ...]:
+    """A watch's outcome and token (or other `columns`), read straight from the database,
+    bypassing the store."""
+    sql = f"SELECT {columns} FROM watches WHERE id = "  # noqa: S608 - the tests' own columns
+    if not is_postgres_url(store_url):
+        [row] = raw(sqlite_path(store_url), sql + "?", watch_id)
+        return row
+    connection = await asyncpg.connect(store_url)
+    try:
+        record = await connection.fetchrow(sql + "$1", watch_id)
+    finally:
+        await connection.close()
+    assert record is not None
+    return tuple(record.values())
 
 
 async def make_real_database(path: Path, watches: int) -> bytes:
@@ -107,8 +130,12 @@ async def test_new_database_gets_the_current_schema_and_its_directory(db_path: P
     assert {"watches", "meta"} <= tables
 
 
-async def test_database_is_in_wal_mode(store: SqliteWatchStore, db_path: Path) -> None:
-    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+async def test_database_is_in_wal_mode(db_path: Path) -> None:
+    opened = await SqliteWatchStore.open(db_path)
+    try:
+        assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+    finally:
+        await opened.close()
 
 
 async def test_reopening_applies_each_migration_once_and_keeps_watches(
@@ -259,7 +286,7 @@ async def test_write_blocked_by_another_process_raises_store_error(
 # Round trips
 
 
-async def test_every_field_round_trips_through_a_reopen(db_path: Path) -> None:
+async def test_every_field_round_trips_through_a_reopen(store_url: str) -> None:
     watch = new_watch(
         ephemeral=True,
         guild_id=None,
@@ -268,11 +295,11 @@ async def test_every_field_round_trips_through_a_reopen(db_path: Path) -> None:
             2025, 6, 1, 14, 45, 45, 654321, tzinfo=timezone(timedelta(hours=2))
         ),
     )
-    first = await SqliteWatchStore.open(db_path)
+    first = await open_store(store_url)
     added = await first.add(watch)
     await first.close()
 
-    reopened = await SqliteWatchStore.open(db_path)
+    reopened = await open_store(store_url)
     try:
         [stored] = await reopened.active()
     finally:
@@ -298,7 +325,7 @@ async def test_every_field_round_trips_through_a_reopen(db_path: Path) -> None:
     assert stored.created_at == stored.updated_at
 
 
-async def test_guild_watch_keeps_its_snowflakes(store: SqliteWatchStore) -> None:
+async def test_guild_watch_keeps_its_snowflakes(store: OpenStore) -> None:
     added = await store.add(new_watch(ephemeral=False))
 
     [stored] = await store.active()
@@ -309,7 +336,7 @@ async def test_guild_watch_keeps_its_snowflakes(store: SqliteWatchStore) -> None
 
 
 async def test_naive_datetime_is_rejected_before_anything_is_written(
-    store: SqliteWatchStore,
+    store: OpenStore,
 ) -> None:
     with pytest.raises(ValueError, match="deadline_at"):
         await store.add(new_watch(deadline_at=datetime(2025, 6, 1, 13, 0)))
@@ -317,7 +344,7 @@ async def test_naive_datetime_is_rejected_before_anything_is_written(
     assert await store.active() == []
 
 
-async def test_token_is_not_shown_in_repr(store: SqliteWatchStore) -> None:
+async def test_token_is_not_shown_in_repr(store: OpenStore) -> None:
     watch = new_watch()
     added = await store.add(watch)
 
@@ -325,9 +352,7 @@ async def test_token_is_not_shown_in_repr(store: SqliteWatchStore) -> None:
     assert watch.interaction_token not in repr(added)
 
 
-async def test_message_id_and_fingerprint_are_recorded(
-    store: SqliteWatchStore, db_path: Path
-) -> None:
+async def test_message_id_and_fingerprint_are_recorded(store: OpenStore) -> None:
     added = await store.add(new_watch())
 
     await store.set_message_id(added.id, BIG_SNOWFLAKE)
@@ -340,7 +365,7 @@ async def test_message_id_and_fingerprint_are_recorded(
     assert stored.updated_at >= stored.created_at
 
 
-async def test_updates_to_an_unknown_watch_raise_lookup_error(store: SqliteWatchStore) -> None:
+async def test_updates_to_an_unknown_watch_raise_lookup_error(store: OpenStore) -> None:
     with pytest.raises(LookupError):
         await store.set_message_id(404, 1)
     with pytest.raises(LookupError):
@@ -353,7 +378,7 @@ async def test_updates_to_an_unknown_watch_raise_lookup_error(store: SqliteWatch
 
 
 async def test_finish_drops_the_token_and_the_watch_from_active(
-    store: SqliteWatchStore, db_path: Path
+    store: OpenStore, store_url: str
 ) -> None:
     done = await store.add(new_watch(task_id="done"))
     running = await store.add(new_watch(task_id="running"))
@@ -361,20 +386,19 @@ async def test_finish_drops_the_token_and_the_watch_from_active(
     await store.finish(done.id, WatchOutcome.TIMED_OUT)
 
     assert [w.id for w in await store.active()] == [running.id]
-    row = raw(db_path, "SELECT outcome, interaction_token FROM watches WHERE id = ?", done.id)
-    assert row == [("timed_out", None)]
+    assert await outcome_of(store_url, done.id) == ("timed_out", None)
 
 
-async def test_finish_keeps_the_first_outcome(store: SqliteWatchStore, db_path: Path) -> None:
+async def test_finish_keeps_the_first_outcome(store: OpenStore, store_url: str) -> None:
     added = await store.add(new_watch())
 
     await store.finish(added.id, WatchOutcome.LOST)
     await store.finish(added.id, WatchOutcome.FINISHED)
 
-    assert raw(db_path, "SELECT outcome FROM watches") == [("lost",)]
+    assert await outcome_of(store_url, added.id) == ("lost", None)
 
 
-async def test_finishing_as_active_is_rejected(store: SqliteWatchStore) -> None:
+async def test_finishing_as_active_is_rejected(store: OpenStore) -> None:
     added = await store.add(new_watch())
 
     with pytest.raises(ValueError, match="active"):
@@ -383,7 +407,7 @@ async def test_finishing_as_active_is_rejected(store: SqliteWatchStore) -> None:
     assert [w.id for w in await store.active()] == [added.id]
 
 
-async def test_purge_forgets_only_tokens_whose_expiry_passed(store: SqliteWatchStore) -> None:
+async def test_purge_forgets_only_tokens_whose_expiry_passed(store: OpenStore) -> None:
     now = NOW + timedelta(hours=1)
     expired = await store.add(new_watch(task_id="old", token_expires_at=now - timedelta(seconds=1)))
     at_expiry = await store.add(new_watch(task_id="edge", token_expires_at=now))
@@ -397,7 +421,7 @@ async def test_purge_forgets_only_tokens_whose_expiry_passed(store: SqliteWatchS
 
 
 async def test_pruning_deletes_only_ended_watches_older_than_the_cutoff(
-    store: SqliteWatchStore,
+    store: OpenStore,
 ) -> None:
     ended = await store.add(new_watch(task_id="ended"))
     running = await store.add(new_watch(task_id="running"))
@@ -414,15 +438,15 @@ async def test_pruning_deletes_only_ended_watches_older_than_the_cutoff(
 # Meta
 
 
-async def test_meta_values_are_saved_and_overwritten(db_path: Path) -> None:
-    first = await SqliteWatchStore.open(db_path)
+async def test_meta_values_are_saved_and_overwritten(store_url: str) -> None:
+    first = await open_store(store_url)
     assert await first.get_meta("command_tree_hash") is None
     await first.set_meta("command_tree_hash", "abc")
     await first.set_meta("command_tree_hash", "def")
     await first.set_meta("other", "")
     await first.close()
 
-    reopened = await SqliteWatchStore.open(db_path)
+    reopened = await open_store(store_url)
     try:
         assert await reopened.get_meta("command_tree_hash") == "def"
         assert await reopened.get_meta("other") == ""
@@ -439,6 +463,7 @@ class FrozenClock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = NOW.timestamp()
         monkeypatch.setattr(store_module, "_now", lambda: self.now)
+        monkeypatch.setattr(postgres_module, "_now", lambda: self.now)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -450,7 +475,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
 
 
 async def test_a_free_lease_is_taken_and_its_holder_shown(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.lease_holder("store") is None
 
@@ -465,7 +490,7 @@ async def test_a_free_lease_is_taken_and_its_holder_shown(
 
 
 async def test_a_held_lease_is_refused_to_another_owner(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "first", ttl=15)
     clock.advance(14.9)
@@ -478,7 +503,7 @@ async def test_a_held_lease_is_refused_to_another_owner(
 
 
 async def test_an_expired_lease_is_taken_by_another_owner(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "crashed", ttl=15)
     clock.advance(15)
@@ -495,7 +520,7 @@ async def test_an_expired_lease_is_taken_by_another_owner(
 
 
 async def test_acquiring_a_lease_already_held_extends_it_and_keeps_its_start(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "first", ttl=15)
     clock.advance(10)
@@ -507,7 +532,7 @@ async def test_acquiring_a_lease_already_held_extends_it_and_keeps_its_start(
     assert (holder.acquired_at, holder.expires_at) == (NOW, NOW + timedelta(seconds=25))
 
 
-async def test_the_owner_renews_its_lease(store: SqliteWatchStore, clock: FrozenClock) -> None:
+async def test_the_owner_renews_its_lease(store: OpenStore, clock: FrozenClock) -> None:
     assert await store.acquire_lease("store", "first", ttl=15)
     for _ in range(5):
         clock.advance(5)
@@ -521,7 +546,7 @@ async def test_the_owner_renews_its_lease(store: SqliteWatchStore, clock: Frozen
 
 
 async def test_renewal_is_refused_once_another_owner_took_the_lapsed_lease(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "suspended", ttl=15)
     clock.advance(60)
@@ -535,7 +560,7 @@ async def test_renewal_is_refused_once_another_owner_took_the_lapsed_lease(
 
 
 async def test_renewal_is_refused_after_another_owner_took_and_released_the_lease(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "suspended", ttl=15)
     clock.advance(60)
@@ -547,7 +572,7 @@ async def test_renewal_is_refused_after_another_owner_took_and_released_the_leas
 
 
 async def test_a_lapsed_lease_nobody_took_is_still_renewed_by_its_owner(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "slow", ttl=15)
     clock.advance(20)
@@ -560,7 +585,7 @@ async def test_a_lapsed_lease_nobody_took_is_still_renewed_by_its_owner(
 
 
 async def test_release_frees_the_lease_only_for_its_owner(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "first", ttl=15)
 
@@ -574,7 +599,7 @@ async def test_release_frees_the_lease_only_for_its_owner(
 
 
 async def test_leases_of_different_names_are_independent(
-    store: SqliteWatchStore, clock: FrozenClock
+    store: OpenStore, clock: FrozenClock
 ) -> None:
     assert await store.acquire_lease("store", "first", ttl=15)
     assert await store.acquire_lease("task:abc", "second", ttl=15)
@@ -587,7 +612,7 @@ async def test_leases_of_different_names_are_independent(
 
 
 @pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
-async def test_a_lease_needs_a_positive_finite_ttl(store: SqliteWatchStore, ttl: float) -> None:
+async def test_a_lease_needs_a_positive_finite_ttl(store: OpenStore, ttl: float) -> None:
     with pytest.raises(ValueError, match="ttl"):
         await store.acquire_lease("store", "first", ttl=ttl)
     with pytest.raises(ValueError, match="ttl"):
@@ -595,10 +620,10 @@ async def test_a_lease_needs_a_positive_finite_ttl(store: SqliteWatchStore, ttl:
     assert await store.lease_holder("store") is None
 
 
-async def test_stores_on_one_file_racing_for_a_lease_give_it_to_exactly_one(
-    db_path: Path,
+async def test_stores_on_one_database_racing_for_a_lease_give_it_to_exactly_one(
+    store_url: str,
 ) -> None:
-    stores = [await SqliteWatchStore.open(db_path) for _ in range(6)]
+    stores = [await open_store(store_url) for _ in range(6)]
     try:
         for round_ in range(5):
             won = await asyncio.gather(
@@ -652,7 +677,7 @@ async def test_a_database_from_before_leases_gets_them_and_keeps_its_watches(
 # Concurrency and durability
 
 
-async def test_concurrent_adds_and_updates_lose_nothing(store: SqliteWatchStore) -> None:
+async def test_concurrent_adds_and_updates_lose_nothing(store: OpenStore) -> None:
     added = await asyncio.gather(*(store.add(new_watch(task_id=f"t{i}")) for i in range(200)))
     await asyncio.gather(
         *(store.set_fingerprint(w.id, f"fp-{w.task_id}") for w in added),
@@ -669,9 +694,9 @@ async def test_concurrent_adds_and_updates_lose_nothing(store: SqliteWatchStore)
         assert watch.message_id == watch.id + 1000
 
 
-async def test_two_stores_on_one_file_lose_nothing(db_path: Path) -> None:
-    left = await SqliteWatchStore.open(db_path)
-    right = await SqliteWatchStore.open(db_path)
+async def test_two_stores_on_one_database_lose_nothing(store_url: str) -> None:
+    left = await open_store(store_url)
+    right = await open_store(store_url)
     try:
         added = await asyncio.gather(
             *(left.add(new_watch(task_id=f"left{i}")) for i in range(100)),
@@ -736,7 +761,7 @@ async def test_acknowledged_writes_survive_a_killed_process(db_path: Path) -> No
     assert (watch.task_id, watch.last_fingerprint, watch.ephemeral) == ("survivor", "shown", True)
 
 
-async def test_ten_thousand_active_watches_load_oldest_first(store: SqliteWatchStore) -> None:
+async def test_ten_thousand_active_watches_load_oldest_first(store: OpenStore) -> None:
     added = await asyncio.gather(*(store.add(new_watch(task_id=f"t{i}")) for i in range(12_000)))
     await asyncio.gather(*(store.finish(w.id, WatchOutcome.FINISHED) for w in added[:2_000]))
 
@@ -745,8 +770,8 @@ async def test_ten_thousand_active_watches_load_oldest_first(store: SqliteWatchS
     assert [w.id for w in active] == sorted(w.id for w in added[2_000:])
 
 
-async def test_closing_twice_is_harmless(db_path: Path) -> None:
-    opened = await SqliteWatchStore.open(db_path)
+async def test_closing_twice_is_harmless(store_url: str) -> None:
+    opened = await open_store(store_url)
     await opened.close()
     await opened.close()
 
@@ -754,7 +779,7 @@ async def test_closing_twice_is_harmless(db_path: Path) -> None:
 # Buttons and what follows a finished task
 
 
-async def test_a_watch_is_found_by_its_message(store: SqliteWatchStore) -> None:
+async def test_a_watch_is_found_by_its_message(store: OpenStore) -> None:
     first = await store.add(new_watch(attachment_size_limit=25 * 1024 * 1024))
     await store.set_message_id(first.id, 777)
     found = await store.by_message(777)
@@ -763,7 +788,7 @@ async def test_a_watch_is_found_by_its_message(store: SqliteWatchStore) -> None:
     assert await store.by_message(778) is None
 
 
-async def test_subscribers_toggle_and_go_with_their_watch(store: SqliteWatchStore) -> None:
+async def test_subscribers_toggle_and_go_with_their_watch(store: OpenStore) -> None:
     watch = await store.add(new_watch())
     assert await store.toggle_subscriber(watch.id, 11) is True
     assert await store.toggle_subscriber(watch.id, 12) is True
@@ -774,7 +799,7 @@ async def test_subscribers_toggle_and_go_with_their_watch(store: SqliteWatchStor
     assert await store.subscribers(watch.id) == []
 
 
-async def test_the_completion_reply_is_claimed_once(store: SqliteWatchStore) -> None:
+async def test_the_completion_reply_is_claimed_once(store: OpenStore) -> None:
     watch = await store.add(new_watch(notify_requester=True))
     claims = await asyncio.gather(*(store.claim_announcement(watch.id) for _ in range(5)))
     assert sorted(claims) == [False, False, False, False, True]
@@ -783,7 +808,7 @@ async def test_the_completion_reply_is_claimed_once(store: SqliteWatchStore) -> 
 
 
 async def test_song_downloads_are_tried_a_few_times_then_never_again(
-    store: SqliteWatchStore,
+    store: OpenStore,
 ) -> None:
     watch = await store.add(new_watch())
     assert [await store.claim_audio_attempt(watch.id, 2) for _ in range(3)] == [True, True, False]
@@ -795,7 +820,7 @@ async def test_song_downloads_are_tried_a_few_times_then_never_again(
     assert stored is not None and stored.audio is AudioState.ATTACHED
 
 
-async def test_an_ended_watch_is_revived_with_a_new_token(store: SqliteWatchStore) -> None:
+async def test_an_ended_watch_is_revived_with_a_new_token(store: OpenStore) -> None:
     watch = await store.add(new_watch())
     await store.finish(watch.id, WatchOutcome.TIMED_OUT)
     revived = await store.revive(
@@ -814,7 +839,7 @@ async def test_an_ended_watch_is_revived_with_a_new_token(store: SqliteWatchStor
 
 
 async def test_setting_a_key_again_replaces_it_in_its_row_so_its_watches_keep_it(
-    store: SqliteWatchStore,
+    store: OpenStore,
 ) -> None:
     first = await store.put_key("user", 7, b"ciphertext-1", "abcd")
     watch = await store.add(new_watch(key_id=first.id))
@@ -828,27 +853,25 @@ async def test_setting_a_key_again_replaces_it_in_its_row_so_its_watches_keep_it
 
 
 async def test_removing_a_key_deletes_its_row_and_ends_its_watches_only(
-    store: SqliteWatchStore, db_path: Path
+    store: OpenStore, store_url: str
 ) -> None:
     member = await store.put_key("user", 7, b"ciphertext-1", "abcd")
     server = await store.put_key("guild", 9, b"ciphertext-2", "wxyz")
     with_member = await store.add(new_watch(task_id="a", key_id=member.id))
     await store.add(new_watch(task_id="b", key_id=server.id))
     await store.add(new_watch(task_id="c"))
-    await store.remove_key(member.id)
+    assert await store.remove_key(member.id) == [with_member.id]
     assert await store.key_by_id(member.id) is None
     assert [(w.task_id, w.key_id) for w in await store.active()] == [
         ("b", server.id),
         ("c", None),
     ]
-    assert raw(db_path, "SELECT outcome, key_id FROM watches WHERE id = ?", with_member.id) == [
-        ("lost", None)
-    ]
+    assert await outcome_of(store_url, with_member.id, "outcome, key_id") == ("lost", None)
     assert [key.id for key in await store.all_keys()] == [server.id]
 
 
 async def test_a_key_is_reencrypted_in_place_unless_it_was_set_anew_meanwhile(
-    store: SqliteWatchStore,
+    store: OpenStore,
 ) -> None:
     stored = await store.put_key("user", 7, b"old-ciphertext", "abcd")
     await store.replace_ciphertext(stored.id, b"old-ciphertext", b"rotated")
@@ -857,7 +880,7 @@ async def test_a_key_is_reencrypted_in_place_unless_it_was_set_anew_meanwhile(
     assert (await store.get_key("user", 7)).ciphertext == b"rotated"  # type: ignore[union-attr]
 
 
-async def test_a_removed_keys_id_is_never_given_to_another_key(store: SqliteWatchStore) -> None:
+async def test_a_removed_keys_id_is_never_given_to_another_key(store: OpenStore) -> None:
     removed = await store.put_key("user", 7, b"ciphertext-1", "abcd")
     await store.remove_key(removed.id)
     other = await store.put_key("user", 8, b"ciphertext-2", "wxyz")

@@ -29,12 +29,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from bot.tracking.store import LeaseStore, StoreError
 
 log = logging.getLogger(__name__)
 
 STORE_LEASE = "store"
+# On a shared store each process holds `member:<owner>`: the other processes count these to
+# share the tasks out, and a member whose lease lapsed has lost its tasks too.
+MEMBER_PREFIX = "member:"
 LEASE_TTL_SECONDS = 15.0
 RENEW_EVERY_SECONDS = 5.0
 RETRY_EVERY_SECONDS = 1.0
@@ -86,6 +90,18 @@ async def while_owner(
         await keeper.release()
 
 
+def membership_keeper(store: LeaseStore, owner: str, timing: LeaseTiming) -> LeaseKeeper:
+    """The keeper of this process's membership of a cluster sharing one store."""
+    return LeaseKeeper(
+        store,
+        name=f"{MEMBER_PREFIX}{owner}",
+        owner=owner,
+        timing=timing,
+        subject="its place in the cluster",
+        after_loss="so that no task is polled twice (started again, it joins the cluster again)",
+    )
+
+
 class LeaseKeeper:
     """Takes one named lease, keeps renewing it while work runs, and releases it."""
 
@@ -97,9 +113,17 @@ class LeaseKeeper:
         owner: str | None = None,
         timing: LeaseTiming | None = None,
         clock: Callable[[], float] = time.time,
+        subject: str = "the store",
+        after_loss: str = (
+            "so that one instance at a time works on the store (started again, this instance"
+            " waits for the lease)"
+        ),
     ) -> None:
         self._store = store
         self.name = name
+        # What the lease stands for, and why losing it stops the process, in the log lines.
+        self.subject = subject
+        self.after_loss = after_loss
         self.owner = owner or new_owner_id()
         self._timing = timing or LeaseTiming()
         self._clock = clock
@@ -136,7 +160,8 @@ class LeaseKeeper:
     def _log_taken(self, previous: str | None) -> None:
         if previous is None:
             log.info(
-                "holding the store as %s (lease of %g s, renewed every %g s)",
+                "holding %s as %s (lease of %g s, renewed every %g s)",
+                self.subject,
                 self.owner,
                 self._timing.ttl,
                 self._timing.renew_every,
@@ -165,10 +190,7 @@ class LeaseKeeper:
             # When the lease was lost, the renewal task is running `stop()`: let it finish.
             await asyncio.gather(renewal, return_exceptions=True)
         if self.lost is not None:
-            raise LeaseLost(
-                f"{self.lost}; stopped editing and shutting down, so that one instance at a"
-                " time works on the store (started again, this instance waits for the lease)"
-            )
+            raise LeaseLost(f"{self.lost}; stopped editing and shutting down, {self.after_loss}")
 
     async def _keep(self, stop: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -206,7 +228,7 @@ class LeaseKeeper:
             holder = None
         who = f"another instance ({holder.owner})" if holder else "another instance"
         return (
-            f"lost the store to {who}: this instance's lease lapsed (was it paused or the"
+            f"lost {self.subject} to {who}: this instance's lease lapsed (was it paused or the"
             f" machine suspended for more than {self._timing.ttl:g} s?)"
         )
 
@@ -226,7 +248,7 @@ class LeaseKeeper:
             )
             return
         if released:
-            log.info("released the store")
+            log.info("released %s", self.subject)
 
 
 async def describe_holder(store: LeaseStore) -> str:
@@ -238,6 +260,21 @@ async def describe_holder(store: LeaseStore) -> str:
     if holder is None:
         return "no running instance holds it"
     return f"held by {holder.owner} until {_clock_time(holder.expires_at)}"
+
+
+class MemberCount(Protocol):
+    async def lease_count(self, prefix: str) -> int: ...
+
+
+async def describe_members(store: MemberCount) -> str:
+    """How many processes run on a shared store now, in words, for the self-test."""
+    try:
+        members = await store.lease_count(MEMBER_PREFIX)
+    except StoreError as exc:
+        return f"could not read the cluster's members ({exc})"
+    if members == 0:
+        return "no process of the cluster runs now"
+    return f"{members} process{'es' if members != 1 else ''} of the cluster running now"
 
 
 def _clock_time(moment: datetime) -> str:

@@ -25,6 +25,7 @@ BUSY_TIMEOUT_MS = 5000
 
 # Each step moves the schema from version N to N + 1 (PRAGMA user_version) in one transaction.
 # Steps are append-only: a released step is never edited, a change is a new step.
+# The PostgreSQL store (bot.tracking.postgres) keeps its own steps: a change is a step in both.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """
@@ -842,16 +843,18 @@ class SqliteWatchStore(BotStore):
             (new, key_id, old),
         )
 
-    async def remove_key(self, key_id: int) -> None:
+    async def remove_key(self, key_id: int) -> list[int]:
         """Delete a key's row; its active watches end first (as lost), so none of them is
-        ever resumed with another key."""
-        await self._update(
-            "end the watches of a relay key",
-            "UPDATE watches SET outcome = 'lost', updated_at = ?"
-            " WHERE key_id = ? AND outcome = 'active'",
-            (_now(), key_id),
-        )
+        ever resumed with another key. Returns the ids of the watches it ended."""
+        with self._failures("end the watches of a relay key"):
+            # One statement that returns its rows: run alone, between group commits.
+            ended = await self._read(
+                "UPDATE watches SET outcome = 'lost', updated_at = ?"
+                " WHERE key_id = ? AND outcome = 'active' RETURNING id",
+                (_now(), key_id),
+            )
         await self._update("remove a relay key", "DELETE FROM relay_keys WHERE id = ?", (key_id,))
+        return sorted(int(row["id"]) for row in ended)
 
     @property
     def is_open(self) -> bool:

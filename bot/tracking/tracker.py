@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.keys import KeyRemoved
 from bot.render import Notice
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
@@ -32,6 +33,25 @@ log = logging.getLogger(__name__)
 
 # The last message of a watch whose member or server key the relay stopped accepting.
 KEY_REJECTED_MID_WATCH = "error.watch_key_rejected"
+
+
+class Leadership(Protocol):
+    """Who decides which tasks this process follows, when several share one store
+    (bot.tracking.cluster.Coordinator)."""
+
+    def offer(
+        self, watch: Watch, *, task: Task | None, poll_now: bool, failure: RelayError | None
+    ) -> None: ...
+
+    def watch_ended(self, watch_id: int) -> None: ...
+
+    def task_done(self, poll_key: PollKey) -> None: ...
+
+    def pass_on(self, action: str, watch: Watch) -> None: ...
+
+    async def start(self) -> int: ...
+
+    async def close(self) -> None: ...
 
 
 # Told about a watch whose message shows its finished task: the watch, the task, and the
@@ -128,6 +148,11 @@ class Tracker:
         self._planned = math.inf
         self._runner: asyncio.Task[None] | None = None
         self._edits = EditQueue(MAX_CONCURRENT_EDITS, self._spawn)
+        self._leadership: Leadership | None = None
+
+    def share_with(self, leadership: Leadership) -> None:
+        """Follows only the tasks `leadership` gives this process (a cluster's share)."""
+        self._leadership = leadership
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -136,7 +161,10 @@ class Tracker:
             self._runner = asyncio.create_task(self._run(), name="tracker")
 
     async def close(self) -> None:
-        """Stops polling and editing; every store write already made stays committed."""
+        """Stops polling and editing; every store write already made stays committed.
+        In a cluster the tasks are handed to the other processes."""
+        if self._leadership is not None:
+            await self._leadership.close()
         runner, self._runner = self._runner, None
         self._edits.close()
         pending = [*self._tasks, *([runner] if runner else [])]
@@ -169,7 +197,22 @@ class Tracker:
         failure: RelayError | None = None,
     ) -> None:
         """Starts keeping `watch`'s message current; `task` is what it shows already, if known,
-        and `failure` what went wrong when the relay was last asked, if it failed."""
+        and `failure` what went wrong when the relay was last asked, if it failed. In a
+        cluster a task another process leads is followed there."""
+        if self._leadership is not None and not self.polls((watch.key_id, watch.task_id)):
+            self._leadership.offer(watch, task=task, poll_now=poll_now, failure=failure)
+            return
+        self.follow(watch, task=task, poll_now=poll_now, failure=failure)
+
+    def follow(
+        self,
+        watch: Watch,
+        *,
+        task: Task | None,
+        poll_now: bool = False,
+        failure: RelayError | None = None,
+    ) -> None:
+        """Keeps `watch`'s message current from this process (see `add`)."""
         poll_key = (watch.key_id, watch.task_id)
         followed = self._followed.get(poll_key)
         if followed is not None and watch.id in followed.updaters:
@@ -200,8 +243,11 @@ class Tracker:
         self._wake_for(min(polled.next_poll, updater.due_at))
 
     async def resume(self) -> int:
-        """Takes up every unfinished watch in the store; returns how many."""
+        """Takes up every unfinished watch in the store (in a cluster: of this process's
+        share of the tasks); returns how many."""
         await self._housekeep()
+        if self._leadership is not None:
+            return await self._leadership.start()
         watches = await self._store.active()
         for watch in watches:
             self.add(watch, task=None, poll_now=True)
@@ -212,39 +258,54 @@ class Tracker:
         if self._on_finished is not None and task.is_terminal:
             self._spawn(self._on_finished(watch, task, token))
 
-    def refresh(self, watch: Watch) -> bool:
-        """Asks the relay about the watch's task now; False when nothing follows it."""
+    def refresh(self, watch: Watch, *, here: bool = False) -> bool:
+        """Asks the relay about the watch's task now; False when nothing follows it. In a
+        cluster the process that follows it does it, unless `here`."""
         if (watch.key_id, watch.task_id) not in self._followed:
-            return False
+            return not here and self._pass_on("refresh", watch)
         self._poller.track(watch.task_id, poll_now=True, last=None, key_id=watch.key_id)
         self._wake.set()
         return True
 
-    def stop(self, watch: Watch) -> bool:
-        """Ends `watch` with a last edit saying updates were stopped; False when it was not live."""
+    def stop(self, watch: Watch, *, here: bool = False) -> bool:
+        """Ends `watch` with a last edit saying updates were stopped; False when it was not
+        live. In a cluster the process that follows it does it, unless `here`."""
         followed = self._followed.get((watch.key_id, watch.task_id))
         updater = followed.updaters.get(watch.id) if followed is not None else None
-        if followed is None or updater is None or updater.outcome is not None:
+        if updater is None:
+            return not here and self._pass_on("stop", watch)
+        if followed is None or updater.outcome is not None:
             return False
         self._conclude(followed.polled, updater, Notice.UPDATES_STOPPED)
         updater.conclude(WatchOutcome.STOPPED)
         return True
 
     def follows(self, watch: Watch) -> bool:
-        """Whether the watch's message is still kept current."""
+        """Whether the watch's message is still kept current (in a cluster: by any process,
+        as the store says)."""
         followed = self._followed.get((watch.key_id, watch.task_id))
         updater = followed.updaters.get(watch.id) if followed is not None else None
+        if updater is None and self._leadership is not None:
+            return watch.outcome is WatchOutcome.ACTIVE
         return updater is not None and updater.outcome is None
 
-    def end_key(self, key_id: int) -> int:
+    def _pass_on(self, action: str, watch: Watch) -> bool:
+        """In a cluster, a live watch this process does not follow is another's: it does
+        `action`. False when nobody keeps the watch current."""
+        if self._leadership is None or watch.outcome is not WatchOutcome.ACTIVE:
+            return False
+        self._leadership.pass_on(action, watch)
+        return True
+
+    def end_key(self, key_id: int) -> list[int]:
         """Ends every watch polled with key `key_id` (it is being removed): each message's
-        last state says live updates ended. Returns how many watches ended."""
-        ended = 0
+        last state says live updates ended. Returns the ids of the watches that ended."""
+        ended = []
         for followed in [f for f in self._followed.values() if f.polled.key_id == key_id]:
             for updater in self._live(followed.polled):
                 self._conclude(followed.polled, updater, Notice.LIVE_UPDATES_ENDED)
                 updater.conclude(WatchOutcome.LOST)
-                ended += 1
+                ended.append(updater.id)
         return ended
 
     def _forget(self, updater: MessageUpdater) -> None:
@@ -261,9 +322,27 @@ class Tracker:
         ):
             self._spawn(self._on_finished(updater.watch, task, updater.live_token()))
         followed.updaters.pop(updater.id, None)
+        if self._leadership is not None:
+            self._leadership.watch_ended(updater.id)
         if not followed.updaters:
             del self._followed[poll_key]
             self._poller.forget(poll_key)
+            if self._leadership is not None:
+                self._leadership.task_done(poll_key)
+
+    def drop(self, poll_key: PollKey) -> None:
+        """Stops following `poll_key` (key, task id) without ending its watches: another
+        process leads it."""
+        if self._followed.pop(poll_key, None) is not None:
+            self._poller.forget(poll_key)
+
+    def following(self) -> list[int]:
+        """The ids of the watches this tracker keeps current."""
+        return [watch_id for followed in self._followed.values() for watch_id in followed.updaters]
+
+    def polls(self, poll_key: PollKey) -> bool:
+        """Whether this process polls `poll_key` (key, task id)."""
+        return poll_key in self._followed
 
     def _say_goodbye(self, updater: MessageUpdater) -> None:
         """The channel refused an edit: the message's last state says live updates ended."""
@@ -415,6 +494,10 @@ class Tracker:
 
     def on_failure(self, polled: PolledTask, error: Exception) -> None:
         self._news(polled)
+        if isinstance(error, KeyRemoved) and polled.key_id is not None:
+            # Removed by its owner, through another process of a cluster: as on removal here.
+            self.end_key(polled.key_id)
+            return
         if isinstance(error, RelayKeyRejected) and polled.key_id is not None:
             self._key_rejected(polled.key_id)
             return
