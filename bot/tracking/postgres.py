@@ -30,6 +30,7 @@ from bot.tracking.store import (
     Watch,
     WatchOutcome,
 )
+from bot.tracking.store import WATCH_COLUMNS as _WATCH_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ CONTROL_CHANNEL = "suno_watch_control"
 # Each step moves the schema from version N to N + 1 (the row count of schema_migrations) in
 # one transaction. Append-only, like the SQLite steps: a released step is never edited.
 # A new table or column is a new step here and one in bot.tracking.store.MIGRATIONS (each
-# backend in its own dialect); a new watch column is also named in _WATCH_COLUMNS here and in
-# the SQLite store's _SELECT_ACTIVE, and read in both _watch_from_row functions.
+# backend in its own dialect); a new watch column is also named in the store's WATCH_COLUMNS
+# (both backends read those) and read in both _watch_from_row functions.
 MIGRATIONS: list[tuple[str, ...]] = [
     (
         """
@@ -161,12 +162,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_WATCH_COLUMNS = """
-    id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-    interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-    last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-    notify_requester, announced, audio
-"""
 _KEY_COLUMNS = "id, owner_kind, owner_id, ciphertext, last4, set_at"
 
 # asyncpg's errors for a statement the server refused, a connection that broke, or a server

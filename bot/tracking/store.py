@@ -116,52 +116,51 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_SELECT_ACTIVE = """
-    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-        notify_requester, announced, audio
-    FROM watches
+# Every column of a watch row, in the order both stores read them.
+WATCH_COLUMNS = """
+    id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
+    interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
+    last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
+    notify_requester, announced, audio
+"""
+_SELECT_WATCHES = "SELECT " + WATCH_COLUMNS + " FROM watches"  # noqa: S608 - constant columns
+
+_SELECT_ACTIVE = (
+    _SELECT_WATCHES
+    + """
     WHERE outcome = 'active'  -- a literal, not a parameter, so the partial index applies
     ORDER BY id
 """
-_SELECT_BY_MESSAGE = """
-    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-        notify_requester, announced, audio
-    FROM watches
+)
+_SELECT_BY_MESSAGE = (
+    _SELECT_WATCHES
+    + """
     WHERE message_id = ?
     ORDER BY id DESC
     LIMIT 1
 """
-_SELECT_BY_INTERACTION = """
-    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-        notify_requester, announced, audio
-    FROM watches
+)
+_SELECT_BY_INTERACTION = (
+    _SELECT_WATCHES
+    + """
     WHERE interaction_id = ?
     ORDER BY id DESC
     LIMIT 1
 """
-_SELECT_FOLLOW_UPS = """
-    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-        notify_requester, announced, audio
-    FROM watches
+)
+_SELECT_FOLLOW_UPS = (
+    _SELECT_WATCHES
+    + """
     WHERE outcome = 'finished' AND updated_at >= ? AND (audio IS NULL OR announced = 0)
     ORDER BY id
 """
-_SELECT_BY_ID = """
-    SELECT id, task_id, application_id, guild_id, channel_id, requester_id, locale, ephemeral,
-        interaction_id, interaction_token, token_expires_at, deadline_at, message_id,
-        last_fingerprint, outcome, created_at, updated_at, key_id, attachment_size_limit,
-        notify_requester, announced, audio
-    FROM watches
+)
+_SELECT_BY_ID = (
+    _SELECT_WATCHES
+    + """
     WHERE id = ?
 """
+)
 
 
 class WatchOutcome(StrEnum):
