@@ -28,6 +28,7 @@ from bot.render import (
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.ids import normalize_task_id
 from bot.suno.models import Task
+from bot.tracking.editor import release_layout
 from bot.tracking.store import NewWatch, Watch, WatchOutcome
 from bot.tree import reply_error
 
@@ -146,14 +147,15 @@ class Suno(commands.GroupCog, group_name="suno", group_description=command_text(
         already finished is stored too, so its buttons find it and its songs follow)."""
         new_watch = self._new_watch(interaction, task_id, choice, private=private, notify=notify)
         watch = await self.bot.store.add(new_watch)
+        view = rendered.view()
         try:
-            callback = await interaction.response.send_message(
-                view=rendered.view(), ephemeral=private
-            )
+            callback = await interaction.response.send_message(view=view, ephemeral=private)
         except discord.HTTPException:
             # No message was created (the interaction is gone): nothing to keep up to date.
             await self.bot.store.finish(watch.id, WatchOutcome.LOST)
             raise
+        finally:
+            release_layout(view)
         message_id = callback.message_id if callback is not None else None
         if task is not None and task.is_terminal:
             await self._finish_at_once(interaction, watch, task, message_id)

@@ -93,8 +93,12 @@ class MessageEditor:
         # bot's HTTPClient keeps one rate-limit bucket per token and rescans them all for each
         # new one, which made ten thousand watches cost minutes of CPU.
         webhook = discord.Webhook.partial(application_id, token, client=self._client)
-        request = webhook.edit_message(ORIGINAL_RESPONSE, **_card_edit(message, files))
-        return await self._attempt(request, via="interaction", route="token")
+        edit = _card_edit(message, files)
+        try:
+            request = webhook.edit_message(ORIGINAL_RESPONSE, **edit)
+            return await self._attempt(request, via="interaction", route="token")
+        finally:
+            release_layout(edit["view"])
 
     async def edit_channel_message(
         self,
@@ -105,8 +109,12 @@ class MessageEditor:
         files: Sequence[discord.File] = (),
     ) -> EditResult:
         channel = self._client.get_partial_messageable(channel_id)
-        request = channel.get_partial_message(message_id).edit(**_card_edit(message, files))
-        return await self._attempt(request, via="channel", route="channel")
+        edit = _card_edit(message, files)
+        try:
+            request = channel.get_partial_message(message_id).edit(**edit)
+            return await self._attempt(request, via="channel", route="channel")
+        finally:
+            release_layout(edit["view"])
 
     async def _attempt(self, request: Awaitable[Any], *, via: str, route: str) -> EditResult:
         try:
@@ -143,3 +151,19 @@ def _describe(error: Exception) -> str:
     if isinstance(error, discord.HTTPException):
         return f"HTTP {error.status} code {error.code}: {error.text[:200]}"
     return type(error).__name__
+
+
+def release_layout(view: discord.ui.LayoutView) -> None:
+    """Unlinks a sent layout's items from their parents, so the layout is freed as soon as
+    nothing holds it.
+
+    A discord.py layout is a web of parents and children that only the garbage collector can
+    free; one per edit, at ten thousand watches, left it hundreds of thousands of objects to
+    look through and held some hundred megabytes until it did. The card's buttons are
+    DynamicItems, answered whatever message they are on: nothing needs the layout once sent.
+    """
+    containers = (discord.ui.Container, discord.ui.Section, discord.ui.ActionRow)
+    for item in list(view.walk_children()):
+        if isinstance(item, containers):
+            item.clear_items()
+    view.clear_items()
