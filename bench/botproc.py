@@ -93,7 +93,14 @@ def _rss_now_kib() -> int:
 
 
 def _peak_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    """The peak RSS of this process's own memory (VmHWM). Not getrusage's ru_maxrss: Linux
+    carries that over exec, so a child of a large benchmark process reported the parent's
+    size at the moment it was spawned."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _task_id_of(interaction: dict[str, Any]) -> str:
