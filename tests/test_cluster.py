@@ -189,7 +189,7 @@ async def test_a_task_with_no_watch_left_is_released(members: list[Member]) -> N
 
     a.coordinator.watch_ended(watch.id)
     a.coordinator.task_done(poll_key_of(watch))
-    await asyncio.gather(*a.coordinator._tasks)
+    await asyncio.gather(*a.coordinator._background._tasks)
 
     assert a.coordinator.held == set()
     assert await a.store.claim_task(poll_key_of(watch), "someone", ttl=60)
@@ -224,7 +224,7 @@ async def test_without_the_notification_the_leader_finds_a_handed_over_watch_at_
     monkeypatch.setattr(b.store, "hand_over", lost_notification)
     second = await b.store.add(new_watch(task_id=first.task_id))
     b.coordinator.offer(second, task=None, poll_now=True, failure=None)
-    await asyncio.gather(*b.coordinator._tasks)
+    await asyncio.gather(*b.coordinator._background._tasks)
     assert set(a.tracker.watches) == {first.id}
 
     await a.coordinator._sync()

@@ -24,12 +24,13 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.suno.errors import RelayError
 from bot.suno.models import Task
+from bot.tracking.background import Background
 from bot.tracking.ownership import MEMBER_PREFIX
 from bot.tracking.poller import PollKey
 from bot.tracking.store import StoreError, Watch
@@ -126,7 +127,8 @@ class Coordinator:
         self._wake = asyncio.Event()
         self._renewed_at = -math.inf  # monotonic
         self._runner: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background("cluster")
+        self._spawn = self._background.spawn
         self._closed = False
 
     def attach(self, followers: Followers) -> None:
@@ -159,10 +161,7 @@ class Coordinator:
             return
         self._closed = True
         runner, self._runner = self._runner, None
-        pending = [*self._tasks, *([runner] if runner else [])]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.cancel(runner)
         # Every lease of this owner, also those whose release was still pending.
         self.held.clear()
         try:
@@ -315,16 +314,6 @@ class Coordinator:
     async def _release(self, poll_key: PollKey) -> None:
         # Nobody needs waking for a task whose watches all ended.
         await self._store.release_tasks(self.owner, [poll_key], announce=False)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("cluster task failed", exc_info=task.exception())
 
 
 def _order(poll_key: PollKey) -> tuple[str, int]:

@@ -17,6 +17,7 @@ from bot.keys import KeyRemoved
 from bot.render import Notice
 from bot.suno.errors import RelayError, RelayKeyRejected, TaskNotFound
 from bot.suno.models import Task
+from bot.tracking.background import Background
 from bot.tracking.clock import Clock, SystemClock, now
 from bot.tracking.policy import (
     HOUSEKEEPING_SECONDS,
@@ -126,6 +127,8 @@ class Tracker:
         self._clock = clock or SystemClock()
         self._token_margin = token_margin
         self._can_edit_channel = can_edit_channel
+        self._background = Background("tracker")
+        self._spawn = self._background.spawn
         self._poller = Poller(
             source=source,
             policy=self._policy,
@@ -142,7 +145,6 @@ class Tracker:
         # entry whose time is no longer the updater's is stale and skipped when it comes up.
         self._due: list[tuple[float, int, MessageUpdater]] = []
         self._order = itertools.count()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         # When the loop looks again unless woken (monotonic); it is woken only for sooner work.
         self._planned = math.inf
@@ -167,11 +169,7 @@ class Tracker:
             await self._leadership.close()
         runner, self._runner = self._runner, None
         self._edits.close()
-        pending = [*self._tasks, *([runner] if runner else [])]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        self._tasks.clear()
+        await self._background.cancel(runner)
 
     def stats(self) -> TrackerStats:
         routes = Counter(
@@ -553,13 +551,3 @@ class Tracker:
         updater.update(self._presenter.error(message_key, locale=updater.watch.locale))
 
     # -- task ownership ------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("tracker task failed", exc_info=task.exception())
